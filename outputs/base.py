@@ -1,0 +1,73 @@
+"""The writer interface. Format conversion (`to_record`, pure) is kept apart from file I/O (`write`).
+
+Workers call `encode(sample)` (to_record, then one serialized row) in parallel; the driver hands the
+rows, in the run's deterministic order, to `write()`, which writes atomically (temp file, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from schemas.box import render_box
+from schemas.recipe import OutputFormat
+from schemas.sample import Sample
+
+_BOX_MARKER_RE = re.compile(r"<box:(\d+)>")
+
+
+def render_text(text: str, sample: Sample, box_format: str) -> str:
+    """Replace `<box:N>` markers in `text` with `sample.boxes[N]` written in `box_format`."""
+    if "<box:" not in text:
+        return text
+    return _BOX_MARKER_RE.sub(lambda m: render_box(sample.boxes[int(m.group(1))], box_format), text)
+
+
+def dumps_row(record: Any) -> str:
+    """One JSON row: UTF-8 kept readable, key order as built, no trailing spaces."""
+    return json.dumps(record, ensure_ascii=False)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+class Writer(ABC):
+    """One output format. Subclasses set `kind` and implement `to_record` and `write`."""
+
+    kind: ClassVar[str]
+    #: Whether the format can hold text-only samples (no image).
+    accepts_text_only: ClassVar[bool] = True
+
+    def __init__(self, fmt: OutputFormat, dataset_name: str) -> None:
+        self.fmt = fmt
+        self.name = fmt.name or dataset_name
+
+    @abstractmethod
+    def to_record(self, sample: Sample) -> dict[str, Any]:
+        """Convert one sample to this format's record (pure; no I/O)."""
+
+    def encode(self, sample: Sample) -> str:
+        """One serialized row for `sample` (runs in workers)."""
+        return dumps_row(self.to_record(sample))
+
+    @abstractmethod
+    def write(self, rows: list[str], out_dir: str | os.PathLike[str], image_root: str) -> list[Path]:
+        """Write encoded rows (in order) under `out_dir`; return the files written."""

@@ -1,0 +1,49 @@
+"""Rejects: every input that did not become a sample, with a reason code. Nothing is dropped silently."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.sample import Lineage
+
+#: Reason codes and what each means. Stats and rejects.jsonl use these names.
+REASONS: dict[str, str] = {
+    "image_missing": "the image file does not exist under the image root",
+    "image_path_escapes_root": "the image path is absolute or leaves the image root",
+    "image_unreadable": "the image file could not be decoded",
+    "missing_key": "a required key is missing from the record",
+    "bad_value": "a field has a value of the wrong type or range",
+    "box_invalid": "a box has zero or negative size",
+    "box_outside_image": "a box lies outside its image",
+    "unknown_category": "an object's category id is not in the file's categories",
+    "unknown_image": "an annotation refers to an image id the file does not list",
+    "empty_answer": "the answer is empty",
+    "empty_question": "the question is empty",
+    "empty_caption": "the caption is empty",
+    "no_task": "no configured task could use this record",
+    "first_turn_not_user": "the conversation does not start with a user turn",
+    "roles_not_alternating": "user and assistant turns do not alternate",
+    "empty_turn": "a turn has no text",
+    "image_token_mismatch": "the number of <image> placeholders differs from the number of images",
+    "box_marker_mismatch": "a <box:N> marker refers to a box the sample does not have",
+    "turn_too_long": "a turn is longer than validate.max_chars_per_turn",
+    "too_many_turns": "the conversation has more turns than validate.max_turns",
+    "schema": "the sample does not match the Sample schema",
+}
+
+
+class Reject(BaseModel):
+    """An input record or a sample that was rejected, with why and where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str
+    message: str
+    stage: str
+    source: str
+    file: str | None = None
+    record: str | None = None
+    sample_id: str | None = None
+    task: str | None = None
+    template_id: str | None = None
+    lineage: Lineage | None = None

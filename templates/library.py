@@ -1,0 +1,116 @@
+"""Loading and rendering templates.
+
+A template is `templates/<task>/<style>.jinja2`; its id is `<task>/<style>`. The first line may declare
+its version as a Jinja comment, `{# version: 2 #}` (default 1). A template either renders one text, or
+defines blocks (`{% block user %}`, `{% block assistant %}`) that are rendered one by one. Rendering uses
+a sandboxed environment with StrictUndefined, so a missing variable is an error, not an empty string.
+User template folders (same layout) are searched first and override bundled templates by id.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+BUNDLED_DIR = Path(__file__).resolve().parent
+_VERSION_RE = re.compile(r"\{#\s*version:\s*(\d+)\s*#\}")
+
+
+class TemplateError(Exception):
+    """A template is missing or failed to render; the message names the template and the fix."""
+
+
+@dataclass
+class Template:
+    """A compiled template with its id and version."""
+
+    id: str
+    version: int
+    path: str
+    _jinja: Any
+
+    @property
+    def blocks(self) -> list[str]:
+        return list(self._jinja.blocks)
+
+    def render(self, block: str | None = None, **variables: Any) -> str:
+        """Render the whole template, or one named block, with `variables`."""
+        try:
+            if block is None:
+                return self._jinja.render(**variables).strip()
+            fn = self._jinja.blocks.get(block)
+            if fn is None:
+                raise TemplateError(f"template {self.id} ({self.path}) has no block {block!r}; "
+                                    f"it defines: {', '.join(self.blocks) or 'no blocks'}")
+            ctx = self._jinja.new_context(variables)
+            return "".join(fn(ctx)).strip()
+        except TemplateError:
+            raise
+        except JinjaTemplateError as e:
+            raise TemplateError(f"template {self.id} ({self.path}) failed to render: {e}; "
+                                f"variables given: {', '.join(sorted(variables))}") from None
+
+
+class TemplateLibrary:
+    """All templates visible to a run: user folders first, then the bundled ones."""
+
+    def __init__(self, user_dirs: Iterable[str | Path] = ()) -> None:
+        self.dirs = [Path(d) for d in user_dirs] + [BUNDLED_DIR]
+        self.env = ImmutableSandboxedEnvironment(
+            loader=FileSystemLoader([str(d) for d in self.dirs]),
+            undefined=StrictUndefined,
+            keep_trailing_newline=False,
+            autoescape=False,
+        )
+        self._cache: dict[str, Template] = {}
+
+    def get(self, template_id: str) -> Template:
+        """The template `<task>/<style>`; raises TemplateError naming the folders searched."""
+        t = self._cache.get(template_id)
+        if t is not None:
+            return t
+        try:
+            j = self.env.get_template(f"{template_id}.jinja2")
+        except TemplateNotFound:
+            raise TemplateError(f"no template {template_id!r} (looked for {template_id}.jinja2 in "
+                                f"{', '.join(str(d) for d in self.dirs)})") from None
+        except JinjaTemplateError as e:
+            raise TemplateError(f"template {template_id} does not compile: {e}") from None
+        src_path = j.filename or template_id
+        m = _VERSION_RE.search(Path(src_path).read_text(encoding="utf-8")) if j.filename else None
+        t = Template(id=template_id, version=int(m.group(1)) if m else 1, path=str(src_path), _jinja=j)
+        self._cache[template_id] = t
+        return t
+
+    def styles(self, task: str) -> list[str]:
+        """Style names available for `task`, sorted, user folders included (a stable order for seeding)."""
+        names: set[str] = set()
+        for d in self.dirs:
+            folder = d / task
+            if folder.is_dir():
+                names.update(p.stem for p in folder.glob("*.jinja2"))
+        return sorted(names)
+
+    def tasks(self) -> list[str]:
+        names: set[str] = set()
+        for d in self.dirs:
+            if d.is_dir():
+                names.update(p.parent.name for p in d.glob("*/*.jinja2"))
+        return sorted(names)
+
+
+@lru_cache(maxsize=1)
+def default_library() -> TemplateLibrary:
+    return TemplateLibrary()
+
+
+def render(name: str, block: str | None = None, **variables: Any) -> str:
+    """Render bundled template `name` (`<task>/<style>`), or one of its blocks."""
+    return default_library().get(name).render(block, **variables)
