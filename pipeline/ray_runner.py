@@ -1,0 +1,163 @@
+"""Runs stages on Ray Data. The only module of the build that imports `ray`.
+
+Items are cut into shards (lists of `shard_size` items, pickled once). Consecutive stages that need no
+per-worker state are fused into one `map_batches` over plain Ray tasks, so items cross a process boundary
+once per segment rather than once per stage; a stage with `setup()` or GPUs gets its own actor pool
+(`concurrency` actors, `num_gpus` each). Results are returned in shard order, so the output does not depend
+on how many workers ran or in which order they finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from pipeline.stage import Stage
+
+log = logging.getLogger("vlforge.ray")
+
+
+@dataclass
+class RayOptions:
+    address: str | None = None
+    workers: int | None = None
+    shard_size: int = 4096
+    #: Actors per actor-pool stage (stages with setup()); default: 1.
+    actors: int = 1
+    progress: bool = True
+
+
+def _chain(stages: Sequence[Stage], items: list[Any]) -> list[Any]:
+    for st in stages:
+        items = st.process_batch(items)
+    return items
+
+
+def run_local(items: list[Any], stages: Sequence[Stage]) -> list[Any]:
+    """Run every stage in this process (no Ray). Used for tiny inputs and as the reference in tests."""
+    for st in stages:
+        st.setup()
+    return _chain(stages, items)
+
+
+class _TaskFn:
+    """A picklable callable for a fused segment of stateless stages (runs as plain Ray tasks)."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = list(stages)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        outs = [pickle.dumps(_chain(self.stages, pickle.loads(p)), protocol=5) for p in batch["payload"]]
+        return {"shard": list(batch["shard"]), "payload": outs}
+
+
+class _ActorFn:
+    """A callable class for an actor pool: `setup()` runs once per actor, then batches stream through."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = list(stages)
+        for st in self.stages:
+            st.setup()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        outs = [pickle.dumps(_chain(self.stages, pickle.loads(p)), protocol=5) for p in batch["payload"]]
+        return {"shard": list(batch["shard"]), "payload": outs}
+
+
+def segments(stages: Sequence[Stage]) -> list[tuple[bool, list[Stage]]]:
+    """Split stages into (needs_actor, [stages]) runs: stateless stages fuse, stateful ones stand alone."""
+    segs: list[tuple[bool, list[Stage]]] = []
+    for st in stages:
+        if st.needs_actor:
+            segs.append((True, [st]))
+        elif segs and not segs[-1][0]:
+            segs[-1][1].append(st)
+        else:
+            segs.append((False, [st]))
+    return segs
+
+
+class RayRunner:
+    """Starts (or connects to) Ray once and runs stage lists over item lists."""
+
+    def __init__(self, options: RayOptions) -> None:
+        self.options = options
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        import ray
+
+        address = self.options.address or os.environ.get("RAY_ADDRESS") or None
+        t0 = time.perf_counter()
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = dict(include_dashboard=False, ignore_reinit_error=True,
+                                          logging_level=logging.WARNING, log_to_driver=True)
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                # Local workers import what the driver can: pass the driver's sys.path on to them.
+                paths = [p for p in sys.path if p and os.path.isdir(p)]
+                kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+                ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, **kwargs)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = self.options.progress and sys.stderr.isatty()
+        ctx.execution_options.preserve_order = True
+        self._started = True
+        log.info("ray ready in %.1fs (%s)", time.perf_counter() - t0, address or "local")
+
+    @property
+    def workers(self) -> int:
+        import ray
+
+        if self.options.workers:
+            return self.options.workers
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def run(self, items: list[Any], stages: Sequence[Stage],
+            on_progress: Callable[[int, int], None] | None = None) -> list[Any]:
+        """Run `stages` over `items` and return the results in input order."""
+        if not stages:
+            return list(items)
+        self.start()
+        import ray
+
+        size = self.options.shard_size
+        shards = [items[i:i + size] for i in range(0, len(items), size)]
+        if not shards:
+            return []
+        rows = [{"shard": i, "payload": pickle.dumps(s, protocol=5)} for i, s in enumerate(shards)]
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+        workers = self.workers
+        for is_actor, segment in segments(stages):
+            gpus = max(st.num_gpus for st in segment)
+            if is_actor:
+                ds = ds.map_batches(_ActorFn, fn_constructor_args=(segment,), batch_size=1,
+                                    concurrency=self.options.actors, num_gpus=gpus or None,
+                                    num_cpus=1 if not gpus else None)
+            else:
+                ds = ds.map_batches(_TaskFn(segment), batch_size=1, num_cpus=1, concurrency=workers)
+        results: dict[int, list[Any]] = {}
+        done = 0
+        for row in ds.iter_rows():
+            results[int(row["shard"])] = pickle.loads(row["payload"])
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(shards))
+        out: list[Any] = []
+        for i in range(len(shards)):
+            out.extend(results[i])
+        return out
+
+    def shutdown(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
