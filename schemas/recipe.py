@@ -120,7 +120,7 @@ def _pydantic_errors(err: ValidationError, prefix: str = "") -> list[str]:
     for e in err.errors():
         key = _loc(tuple(e["loc"]))
         key = f"{prefix}.{key}" if prefix and key != "<top>" else (prefix or key)
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key. Remove it or check its spelling"
         elif e["type"] == "missing":
@@ -132,7 +132,6 @@ def _pydantic_errors(err: ValidationError, prefix: str = "") -> list[str]:
 def parse_recipe(data: Any, base_dir: str | os.PathLike[str] = ".", path: str | None = None,
                  check_paths: bool = True) -> Recipe:
     """Validate a recipe mapping; raise RecipeError listing every problem."""
-    from outputs.registry import WRITERS
     from sources.registry import REGISTRY
 
     base = Path(base_dir)
@@ -189,37 +188,52 @@ def parse_recipe(data: Any, base_dir: str | os.PathLike[str] = ".", path: str | 
 
     data["sources"] = []
     try:
-        recipe = Recipe.model_validate(data)
+        recipe: Recipe | None = Recipe.model_validate(data)
     except ValidationError as e:
         errors.extend(_pydantic_errors(e))
         recipe = None
-
-    if recipe is not None:
-        images = resolve(recipe.images)
-        if check_paths and not os.path.isdir(images):
-            errors.append(f"images: image root not found: {images}. Point it at the folder that holds the images")
-        for i, f in enumerate(recipe.outputs.formats):
-            if f.kind not in WRITERS:
-                errors.append(f"outputs.formats[{i}].kind: unknown output format {f.kind!r}. "
-                              f"Choose one: {', '.join(sorted(WRITERS))}")
-        if recipe.adapt is not None:
-            from pipeline.adapt.tasks import TASKS
-
-            for t in recipe.adapt.tasks or []:
-                if t not in TASKS:
-                    errors.append(f"adapt.tasks: unknown task {t!r}. Choose from: {', '.join(TASKS)}")
-            tdirs = [resolve(d) for d in recipe.adapt.templates]
-            for j, d in enumerate(tdirs):
-                if check_paths and not os.path.isdir(d):
-                    errors.append(f"adapt.templates[{j}]: template folder not found: {d}")
-            recipe.adapt.templates = tdirs
-        recipe.images = images
+    errors.extend(_semantic_errors(data, resolve, check_paths))
     if errors:
         raise RecipeError(path, errors)
     assert recipe is not None
     recipe.sources = sources
     recipe.base_dir = str(base)
+    recipe.images = resolve(recipe.images)
+    if recipe.adapt is not None:
+        recipe.adapt.templates = [resolve(d) for d in recipe.adapt.templates]
     return recipe
+
+
+def _semantic_errors(data: dict[str, Any], resolve: Any, check_paths: bool) -> list[str]:
+    """Checks beyond types (paths exist, names are registered), run on the raw mapping so that they are
+    reported even when other keys failed to validate."""
+    from outputs.registry import WRITERS
+
+    errors: list[str] = []
+    images = data.get("images", ".")
+    if check_paths and isinstance(images, str) and not os.path.isdir(resolve(images)):
+        errors.append(f"images: image root not found: {resolve(images)}. Point it at the folder that holds "
+                      "the images (relative paths are resolved against the recipe's folder)")
+    outputs = data.get("outputs")
+    formats = outputs.get("formats") if isinstance(outputs, dict) else None
+    for i, f in enumerate(formats if isinstance(formats, list) else []):
+        kind = f.get("kind") if isinstance(f, dict) else None
+        if isinstance(kind, str) and kind not in WRITERS:
+            errors.append(f"outputs.formats[{i}].kind: unknown output format {kind!r}. "
+                          f"Choose one: {', '.join(sorted(WRITERS))}")
+    adapt = data.get("adapt")
+    if isinstance(adapt, dict):
+        from pipeline.adapt.tasks import TASKS
+
+        tasks = adapt.get("tasks")
+        for t in tasks if isinstance(tasks, list) else []:
+            if t not in TASKS:
+                errors.append(f"adapt.tasks: unknown task {t!r}. Choose from: {', '.join(TASKS)}")
+        tdirs = adapt.get("templates")
+        for j, d in enumerate(tdirs if isinstance(tdirs, list) else []):
+            if check_paths and isinstance(d, str) and not os.path.isdir(resolve(d)):
+                errors.append(f"adapt.templates[{j}]: template folder not found: {resolve(d)}")
+    return errors
 
 
 def load_recipe(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Recipe:
