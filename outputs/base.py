@@ -71,3 +71,11 @@ class Writer(ABC):
     @abstractmethod
     def write(self, rows: list[str], out_dir: str | os.PathLike[str], image_root: str) -> list[Path]:
         """Write encoded rows (in order) under `out_dir`; return the files written."""
+
+    def usage(self, out_dir: str | os.PathLike[str], image_root: str) -> str:
+        """One line telling how to point the trainer at what `write` produced (empty when nothing to say)."""
+        return ""
+
+    def folder(self, run_dir: str | os.PathLike[str]) -> Path:
+        """Each output format writes into its own folder of the run: `<run dir>/<kind>/`."""
+        return Path(run_dir) / self.kind

@@ -3,5 +3,9 @@
 from __future__ import annotations
 
 from outputs.base import Writer
+from outputs.llamafactory import LlamaFactoryWriter
+from outputs.llava import LlavaWriter
 
 WRITERS: dict[str, type[Writer]] = {}
+WRITERS[LlavaWriter.kind] = LlavaWriter
+WRITERS[LlamaFactoryWriter.kind] = LlamaFactoryWriter

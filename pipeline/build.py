@@ -39,6 +39,8 @@ class BuildResult:
     files: list[Path]
     stats: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: One line per output format on how to point its trainer at it.
+    usage: list[str] = field(default_factory=list)
 
 
 def versions() -> dict[str, str]:
@@ -131,6 +133,7 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
 
     results = runner.run(items, build_stages(recipe, writers), on_progress=progress)
     times["stages"] = time.perf_counter() - t0
+    n_workers = runner.workers
     if own_runner:
         runner.shutdown()
     results = _unused_record_rejects(results)
@@ -148,11 +151,12 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     files.append(atomic_write_text(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n"))
     times["write"] = time.perf_counter() - t0
     times["total"] = time.perf_counter() - t_all
-    meta = {"recipe": recipe_as_resolved(recipe), "versions": versions(), "workers": runner.options.workers,
+    usage = [u for u in (w.usage(w.folder(out), recipe.images) for w in writers) if u]
+    meta = {"recipe": recipe_as_resolved(recipe), "versions": versions(), "workers": n_workers,
             "seconds": {k: round(v, 3) for k, v in times.items()},
             "outputs": [str(p) for p in files]}
     files.append(atomic_write_text(out / "run.json", json.dumps(meta, indent=2) + "\n"))
-    return BuildResult(out_dir=out, files=files, stats=stats, seconds=times)
+    return BuildResult(out_dir=out, files=files, stats=stats, seconds=times, usage=usage)
 
 
 def records_accounting(n_records: int, exported: list[Exported], rejects: list[Reject]) -> dict[str, Any]:
@@ -171,7 +175,7 @@ def write_run(out: Path, recipe: Recipe, writers: list[Writer], exported: list[E
     files: list[Path] = []
     for k, w in enumerate(writers):
         rows = [e.rows[k] for e in exported if e.rows[k] is not None]
-        files.extend(w.write(rows, out, recipe.images))
+        files.extend(w.write(rows, w.folder(out), recipe.images))
     lines = [r.model_dump_json(exclude_none=True) for r in rejects]
     files.append(atomic_write_text(out / "rejects.jsonl", "".join(line + "\n" for line in lines)))
     return files
@@ -201,7 +205,9 @@ def summary(result: BuildResult) -> str:
                  f"ray start {result.seconds.get('ray_start', 0):.1f}s, stages {result.seconds.get('stages', 0):.1f}s, "
                  f"write {result.seconds.get('write', 0):.1f}s)")
     lines.append(f"outputs in {result.out_dir}/:")
-    lines.extend(f"  {p.name}" for p in result.files)
+    lines.extend(f"  {p.relative_to(result.out_dir) if p.is_relative_to(result.out_dir) else p}"
+                 for p in result.files)
+    lines.extend(result.usage)
     return "\n".join(lines)
 
 

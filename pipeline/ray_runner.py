@@ -92,6 +92,8 @@ class RayRunner:
     def start(self) -> None:
         if self._started:
             return
+        if not log.isEnabledFor(logging.DEBUG):
+            os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
         import ray
 
         address = self.options.address or os.environ.get("RAY_ADDRESS") or None
@@ -134,15 +136,16 @@ class RayRunner:
             return []
         rows = [{"shard": i, "payload": pickle.dumps(s, protocol=5)} for i, s in enumerate(shards)]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        workers = self.workers
+        workers = min(self.workers, len(shards))
         for is_actor, segment in segments(stages):
             gpus = max(st.num_gpus for st in segment)
             if is_actor:
                 ds = ds.map_batches(_ActorFn, fn_constructor_args=(segment,), batch_size=1,
-                                    concurrency=self.options.actors, num_gpus=gpus or None,
-                                    num_cpus=1 if not gpus else None)
+                                    compute=ray.data.ActorPoolStrategy(size=self.options.actors),
+                                    num_gpus=gpus or None, num_cpus=1 if not gpus else None)
             else:
-                ds = ds.map_batches(_TaskFn(segment), batch_size=1, num_cpus=1, concurrency=workers)
+                ds = ds.map_batches(_TaskFn(segment), batch_size=1, num_cpus=1,
+                                    compute=ray.data.TaskPoolStrategy(size=workers))
         results: dict[int, list[Any]] = {}
         done = 0
         for row in ds.iter_rows():

@@ -216,7 +216,14 @@ def _semantic_errors(data: dict[str, Any], resolve: Any, check_paths: bool) -> l
                       "the images (relative paths are resolved against the recipe's folder)")
     outputs = data.get("outputs")
     formats = outputs.get("formats") if isinstance(outputs, dict) else None
+    seen: dict[tuple[Any, Any], int] = {}
     for i, f in enumerate(formats if isinstance(formats, list) else []):
+        if isinstance(f, dict):
+            key = (f.get("kind"), f.get("name"))
+            if key in seen:
+                errors.append(f"outputs.formats[{i}]: the same kind and name as outputs.formats[{seen[key]}], so "
+                              "one would overwrite the other. Give one of them a different `name`")
+            seen[key] = i
         kind = f.get("kind") if isinstance(f, dict) else None
         if isinstance(kind, str) and kind not in WRITERS:
             errors.append(f"outputs.formats[{i}].kind: unknown output format {kind!r}. "

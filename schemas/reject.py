@@ -17,6 +17,7 @@ REASONS: dict[str, str] = {
     "box_outside_image": "a box lies outside its image",
     "unknown_category": "an object's category id is not in the file's categories",
     "unknown_image": "an annotation refers to an image id the file does not list",
+    "unknown_annotation": "a reference names an annotation id the instances file does not list",
     "empty_answer": "the answer is empty",
     "empty_question": "the question is empty",
     "empty_caption": "the caption is empty",

@@ -3,8 +3,35 @@
 from __future__ import annotations
 
 from sources.base import Source
+from sources.coco_captions import CocoCaptionsSource
+from sources.coco_instances import CocoInstancesSource
+from sources.gqa import GQASource
+from sources.ocrvqa import OCRVQASource
+from sources.textvqa import TextVQASource
+from sources.vqav2 import OKVQASource, VQAv2Source
+from sources.generic import GenericSource
+from sources.image_folder import ImageFolderSource
+from sources.karpathy import KarpathySource
+from sources.refcoco import RefCOCOgSource, RefCOCOPlusSource, RefCOCOSource
+from sources.scienceqa import ScienceQASource
 
-REGISTRY: dict[str, type[Source]] = {}
+REGISTRY: dict[str, type[Source]] = {
+    "coco_captions": CocoCaptionsSource,
+    "coco_instances": CocoInstancesSource,
+    "vqav2": VQAv2Source,
+    "okvqa": OKVQASource,
+    "gqa": GQASource,
+    "textvqa": TextVQASource,
+    "ocrvqa": OCRVQASource,
+    "refcoco": RefCOCOSource,
+    "refcoco_plus": RefCOCOPlusSource,
+    "refcocog": RefCOCOgSource,
+    "scienceqa": ScienceQASource,
+    "karpathy": KarpathySource,
+    "flickr30k": KarpathySource,
+    "image_folder": ImageFolderSource,
+    "generic": GenericSource,
+}
 
 
 def get_source(kind: str) -> type[Source]:

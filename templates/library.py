@@ -10,13 +10,14 @@ User template folders (same layout) are searched first and override bundled temp
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
 from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.runtime import new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 BUNDLED_DIR = Path(__file__).resolve().parent
@@ -35,6 +36,7 @@ class Template:
     version: int
     path: str
     _jinja: Any
+    _flat_globals: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def blocks(self) -> list[str]:
@@ -53,6 +55,25 @@ class Template:
             return "".join(fn(ctx)).strip()
         except TemplateError:
             raise
+        except JinjaTemplateError as e:
+            raise TemplateError(f"template {self.id} ({self.path}) failed to render: {e}; "
+                                f"variables given: {', '.join(sorted(variables))}") from None
+
+    def render_blocks(self, blocks: tuple[str, ...], variables: dict[str, Any]) -> list[str]:
+        """Render several blocks with one shared context: the fast path for rendering many samples.
+
+        Jinja's `new_context` walks the environment's globals (a ChainMap) twice per call; a flat copy
+        taken once makes a context cheap. Same output as `render(block, **variables)` per block."""
+        fns = self._jinja.blocks
+        for b in blocks:
+            if b not in fns:
+                raise TemplateError(f"template {self.id} ({self.path}) has no block {b!r}; "
+                                    f"it defines: {', '.join(self.blocks) or 'no blocks'}")
+        if self._flat_globals is None:
+            self._flat_globals = dict(self._jinja.globals)
+        try:
+            ctx = new_context(self._jinja.environment, self._jinja.name, fns, variables, False, self._flat_globals)
+            return ["".join(fns[b](ctx)).strip() for b in blocks]
         except JinjaTemplateError as e:
             raise TemplateError(f"template {self.id} ({self.path}) failed to render: {e}; "
                                 f"variables given: {', '.join(sorted(variables))}") from None

@@ -1,0 +1,208 @@
+"""VQAv2 and OK-VQA: a questions file and an annotations file joined on `question_id`.
+
+One record per COCO image (record order, rejects, `limit`, `splits`: see `sources.qa_reader`).
+The answer is `multiple_choice_answer` (VQAv2) or, for OK-VQA, whose annotations lack it, the most
+frequent of `answers[].answer` (ties go to the answer seen first); `QA.answers` keeps all of them.
+
+Image file names come from `image_pattern` (default `COCO_{data_subtype}_{image_id:012d}.jpg`, the
+COCO 2014 naming); `data_subtype` is the option, else the questions file's top-level `data_subtype`
+(e.g. "val2014"), else the annotations file's. The split is the `split` option, else the subtype without
+its year ("val2014" -> "val").
+
+Per-question rejects: `missing_key` (a key, or the question's annotation, is missing), `bad_value`
+(the annotation is on another image), `empty_question`, `empty_answer`. Annotations that no question
+uses are reported (`missing_key`) after a complete read.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any, ClassVar, Hashable, Iterable, Iterator
+
+from pydantic import field_validator
+
+from schemas.record import QA
+from schemas.reject import Reject
+from sources.base import SourceError, SourceOptions, load_json, require_keys
+from sources.fields import BadField, clean_text, get_id, get_text, most_frequent, split_from_name
+from sources.qa_reader import QAReader
+
+_PATTERN_FIELDS = ("image_id", "data_subtype")
+
+
+class VQAv2Options(SourceOptions):
+    """A VQAv2 (or OK-VQA) questions file and its annotations file."""
+
+    questions: str
+    annotations: str
+    #: Image file name under the image root; fields: {image_id}, {data_subtype}.
+    image_pattern: str = "COCO_{data_subtype}_{image_id:012d}.jpg"
+    #: e.g. "val2014"; default: the files' top-level `data_subtype`.
+    data_subtype: str | None = None
+    #: The split; default: `data_subtype` without its year.
+    split: str | None = None
+
+    path_keys: ClassVar[tuple[str, ...]] = ("questions", "annotations")
+
+    @field_validator("image_pattern")
+    @classmethod
+    def _known_fields(cls, v: str) -> str:
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+        except ValueError as e:
+            raise ValueError(f"image_pattern {v!r} is not a valid format string ({e})") from None
+        bad = [f for f in names if f not in _PATTERN_FIELDS]
+        if bad:
+            raise ValueError(f"image_pattern {v!r} uses unknown field(s) {bad}; it may use "
+                             f"{', '.join('{' + f + '}' for f in _PATTERN_FIELDS)}")
+        return v
+
+
+class VQAv2Source(QAReader):
+    """VQAv2: the answer is the annotation's `multiple_choice_answer`."""
+
+    kind = "vqav2"
+    Options = VQAv2Options
+    #: OK-VQA: take the most frequent of the ten answers instead.
+    majority: ClassVar[bool] = False
+
+    def load(self) -> Iterable[tuple[str, Any]]:
+        o = self.options
+        assert isinstance(o, VQAv2Options)
+        q_expect = f"a {self.kind} questions file with a 'questions' list of {{image_id, question, question_id}}"
+        a_expect = (f"a {self.kind} annotations file with an 'annotations' list of {{question_id, image_id, "
+                    f"answers, ...}}")
+        qdata = load_json(o.questions, self.kind, q_expect)
+        hint = ""
+        if isinstance(qdata, dict) and "annotations" in qdata and "questions" not in qdata:
+            hint = "; is this an annotations file? Swap `questions:` and `annotations:` in the recipe"
+        require_keys(qdata, ("questions",), self.kind, o.questions, q_expect, hint)
+        adata = load_json(o.annotations, self.kind, a_expect)
+        hint = ""
+        if isinstance(adata, dict) and "questions" in adata and "annotations" not in adata:
+            hint = "; is this a questions file? Swap `questions:` and `annotations:` in the recipe"
+        require_keys(adata, ("annotations",), self.kind, o.annotations, a_expect, hint)
+        for path, data, key, expect in ((o.questions, qdata, "questions", q_expect),
+                                        (o.annotations, adata, "annotations", a_expect)):
+            if not isinstance(data[key], list):
+                raise SourceError(f"{self.kind}: {path}: {key!r} is a JSON {type(data[key]).__name__}, expected a "
+                                  f"list; expected {expect}")
+
+        subtype = o.data_subtype or qdata.get("data_subtype") or adata.get("data_subtype")
+        if subtype is not None and not isinstance(subtype, str):
+            raise SourceError(f"{self.kind}: {o.questions}: 'data_subtype' is {subtype!r}, expected a name like "
+                              "'val2014'; set `data_subtype:` in the recipe")
+        if subtype is None and "{data_subtype" in o.image_pattern:
+            raise SourceError(f"{self.kind}: neither {o.questions} nor {o.annotations} has a top-level "
+                              f"'data_subtype', and image_pattern {o.image_pattern!r} needs it; set "
+                              "`data_subtype:` (e.g. val2014) or `image_pattern:` in the recipe")
+        self.subtype = subtype
+        self.split = o.split or split_from_name(subtype)
+        self.file = o.annotations
+        self.questions_file = self.rows_file = o.questions
+        self.pattern = o.image_pattern
+
+        self.by_qid: dict[Hashable, dict[str, Any]] = {}
+        self.ann_late: list[Reject] = []
+        self.question_rows: list[Any] = []
+        if not self.split_ok(self.split):
+            return ()
+        for i, a in enumerate(adata["annotations"]):
+            try:
+                if not isinstance(a, dict):
+                    raise BadField("bad_value", f"is a JSON {type(a).__name__}, expected an object")
+                qid = get_id(a, "question_id")
+            except BadField as e:
+                self.ann_late.append(self.bad(e, f"annotations[{i}]", what="annotation", file=o.annotations))
+                continue
+            self.by_qid.setdefault(qid, a)
+        self.question_rows = qdata["questions"]
+        return ((_qname(q, i), q) for i, q in enumerate(self.question_rows))
+
+    def row_split(self, row: dict[str, Any]) -> str | None:
+        return self.split
+
+    def image_key(self, name: str, row: dict[str, Any]) -> Hashable:
+        return get_id(row, "image_id")
+
+    def image_info(self, key: Any, row: dict[str, Any]) -> tuple[str, int | None, int | None]:
+        iid = int(key) if isinstance(key, str) and key.isdigit() else key
+        try:
+            return self.pattern.format(image_id=iid, data_subtype=self.subtype), None, None
+        except (ValueError, TypeError) as e:
+            raise BadField("bad_value", f"has an image id that image_pattern {self.pattern!r} cannot format "
+                                        f"({e})") from None
+
+    def parse(self, name: str, row: dict[str, Any]) -> Iterator[QA | Reject]:
+        try:
+            qid = get_id(row, "question_id")
+            question = get_text(row, "question", "empty_question")
+        except BadField as e:
+            yield self.bad(e, name)
+            return
+        ann = self.by_qid.get(qid)
+        if ann is None:
+            yield self.bad(BadField("missing_key", f"has no annotation with this question_id in {self.file}"),
+                           name, hint="it is skipped; are the questions and annotations files of "
+                                                  "the same split?")
+            return
+        try:
+            if ann.get("image_id", row["image_id"]) != row["image_id"]:
+                raise BadField("bad_value", f"is about image {row['image_id']!r} but its annotation is on image "
+                                            f"{ann.get('image_id')!r}")
+            answers = _answers(ann, required=self.majority)
+            if self.majority:
+                answer = most_frequent(answers)
+                if answer is None:
+                    raise BadField("empty_answer", "has only empty answers")
+            else:
+                answer = get_text(ann, "multiple_choice_answer", "empty_answer")
+        except BadField as e:
+            hint = ""
+            if e.reason == "missing_key" and "multiple_choice_answer" in e.detail:
+                hint = "it is skipped; OK-VQA annotations have no multiple_choice_answer: use kind okvqa"
+            yield self.bad(e, name, what="annotation of question", file=self.file, hint=hint)
+            return
+        atype = ann.get("answer_type")
+        yield QA(question=question, answer=answer, qid=str(qid), answers=answers,
+                 answer_type=atype if isinstance(atype, str) else None, kind="vqa")
+
+    def finish(self) -> Iterator[Reject]:
+        yield from self.ann_late
+        asked = {q["question_id"] for q in self.question_rows
+                 if isinstance(q, dict) and isinstance(q.get("question_id"), (int, str))}
+        for qid in self.by_qid:
+            if qid not in asked:
+                yield self.bad(BadField("missing_key", f"has no question in {self.questions_file}"), qid,
+                               what="annotation of question_id", file=self.file,
+                               hint="it is skipped; are the questions and annotations files of the same split?")
+
+
+def _qname(q: Any, index: int) -> str:
+    qid = q.get("question_id") if isinstance(q, dict) else None
+    return str(qid) if qid is not None else f"questions[{index}]"
+
+
+def _answers(ann: dict[str, Any], required: bool) -> list[str]:
+    """All reference answers (`answers[].answer`), cleaned; BadField when malformed (or absent and required)."""
+    raw = ann.get("answers")
+    if raw is None:
+        if required:
+            raise BadField("missing_key", "has no 'answers' key")
+        return []
+    if not isinstance(raw, list):
+        raise BadField("bad_value", f"has 'answers' of type {type(raw).__name__}, expected a list")
+    out = []
+    for a in raw:
+        text = a.get("answer") if isinstance(a, dict) else None
+        if not isinstance(text, str):
+            raise BadField("bad_value", f"has an answer entry {a!r:.60} without a text 'answer'")
+        out.append(clean_text(text))
+    return out
+
+
+class OKVQASource(VQAv2Source):
+    """OK-VQA: VQAv2's layout without `multiple_choice_answer`; the answer is the most frequent one."""
+
+    kind = "okvqa"
+    majority = True
