@@ -16,7 +16,7 @@ from typing import Any, Callable
 from outputs.base import Writer, atomic_write_text
 from outputs.registry import WRITERS
 from pipeline.export import Exported, ExportStage
-from pipeline.ray_runner import RayOptions, RayRunner
+from pipeline.ray_runner import RayOptions, RayRunner, gc_paused
 from pipeline.stage import Item, Stage
 from pipeline.stats import compute_stats
 from pipeline.validate import ValidateStage
@@ -61,7 +61,8 @@ def read_sources(recipe: Recipe, echo: Callable[[str], None] = lambda s: None) -
         src = get_source(opts.kind)(opts, recipe.images)
         t0 = time.perf_counter()
         n = len(items)
-        items.extend(src.read())
+        with gc_paused():
+            items.extend(src.read())
         counts[src.name] = len(items) - n
         echo(f"  read {src.name:<16} {len(items) - n:>9,} items  ({time.perf_counter() - t0:.1f}s)")
     return items, counts

@@ -9,13 +9,15 @@ on how many workers ran or in which order they finished.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import pickle
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from pipeline.stage import Stage
 
@@ -33,9 +35,24 @@ class RayOptions:
 
 
 def _chain(stages: Sequence[Stage], items: list[Any]) -> list[Any]:
-    for st in stages:
-        items = st.process_batch(items)
+    # Items are acyclic and freed by reference counting; the cyclic collector would rescan every live
+    # item on each allocation burst (it more than doubled the time per sample), so it is paused here.
+    with gc_paused():
+        for st in stages:
+            items = st.process_batch(items)
     return items
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a burst of allocation-heavy, cycle-free work."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def run_local(items: list[Any], stages: Sequence[Stage]) -> list[Any]:

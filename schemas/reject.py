@@ -30,6 +30,21 @@ REASONS: dict[str, str] = {
     "turn_too_long": "a turn is longer than validate.max_chars_per_turn",
     "too_many_turns": "the conversation has more turns than validate.max_turns",
     "schema": "the sample does not match the Sample schema",
+    # generate (self-instruct through an LLM)
+    "no_context": "the record has no image, or neither captions nor objects, for the LLM to write about",
+    "llm_request_failed": "the LLM request failed after its retries (rate limit, server error, timeout, "
+                          "dropped connection, bad request); the message says which",
+    "llm_unparseable": "the LLM reply was not the JSON the prompt asks for, even after repair requests",
+    "hallucinated_object": "a generated answer names an object category the record does not have",
+    "wrong_count": "a generated answer to a counting question differs from the record's object count",
+    "answer_repeats_question": "a generated answer repeats its question",
+    "repeated_question": "a generated conversation asks the same question twice",
+    "answer_too_short": "a generated answer is shorter than generate.filters allows",
+    "answer_too_long": "a generated answer is longer than generate.filters.max_answer_words",
+    "repetitive_answer": "a generated answer loops (repeats the same words over and over)",
+    "wrong_language": "a generated question or answer is not in the requested language",
+    # tune (pipeline/tune)
+    "too_long_for_model": "the tokenized sample, visual tokens included, is longer than tune.model.max_length",
 }
 
 

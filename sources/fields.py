@@ -29,6 +29,11 @@ def clean_text(value: str) -> str:
 
 def get_text(row: dict[str, Any], key: str, empty_reason: str) -> str:
     """`row[key]` as clean text; raise BadField (`missing_key`, `bad_value` or `empty_reason`)."""
+    value = row.get(key)
+    if value.__class__ is str:  # the common case, kept short: readers call this for every question
+        text = value.strip()
+        if text:
+            return escape_source_text(text)
     try:
         value = row[key]
     except KeyError:
@@ -47,6 +52,9 @@ def get_text(row: dict[str, Any], key: str, empty_reason: str) -> str:
 
 def get_id(row: dict[str, Any], key: str) -> int | str:
     """`row[key]` as an id (an integer or a string); raise BadField otherwise."""
+    value = row.get(key)
+    if value.__class__ is int or value.__class__ is str:
+        return value
     try:
         value = row[key]
     except KeyError:

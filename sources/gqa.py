@@ -8,7 +8,7 @@ The split is the `split` option, else the one in the file name (testdev_balanced
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Hashable, Iterable, Iterator
+from typing import Any, ClassVar, Hashable, Iterable, Sequence
 
 from schemas.record import QA
 from schemas.reject import Reject
@@ -67,14 +67,14 @@ class GQASource(QAReader):
     def image_info(self, key: Any, row: dict[str, Any]) -> tuple[str, int | None, int | None]:
         return f"{key}.jpg", None, None
 
-    def parse(self, name: str, row: dict[str, Any]) -> Iterator[QA | Reject]:
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
         try:
             question = get_text(row, "question", "empty_question")
             answer = get_text(row, self.answer_key, "empty_answer")
         except BadField as e:
-            yield self.bad(e, name)
-            return
+            return (self.bad(e, name),)
         types = row.get("types")
         atype = types.get("structural") if isinstance(types, dict) else None
-        yield QA(question=question, answer=answer, qid=name, answers=[answer],
-                 answer_type=atype if isinstance(atype, str) else None, kind="vqa")
+        qas.append(QA(question=question, answer=answer, qid=name, answers=[answer],
+                      answer_type=atype if isinstance(atype, str) else None, kind="vqa"))
+        return ()

@@ -8,7 +8,7 @@ unknown split value (`bad_value`) reject the whole book; an empty question or an
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Hashable, Iterable, Iterator
+from typing import Any, ClassVar, Hashable, Iterable, Sequence
 
 from schemas.record import QA
 from schemas.reject import Reject
@@ -58,7 +58,7 @@ class OCRVQASource(QAReader):
     def image_info(self, key: Any, row: dict[str, Any]) -> tuple[str, int | None, int | None]:
         return f"{key}.jpg", None, None
 
-    def parse(self, name: str, row: dict[str, Any]) -> Iterator[QA | Reject]:
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
         try:
             if "split" in row and self.row_split(row) is None:
                 raise BadField("bad_value", f"has split {row['split']!r}, expected 1 (train), 2 (val) or 3 (test)")
@@ -72,14 +72,15 @@ class OCRVQASource(QAReader):
                 raise BadField("bad_value", f"has {len(questions)} questions but {len(answers)} answers; the two "
                                             "lists must be parallel (one answer per question)")
         except BadField as e:
-            yield self.bad(e, name, what="book")
-            return
+            return (self.bad(e, name, what="book"),)
+        rejects = []
         for i, (q, a) in enumerate(zip(questions, answers)):
             qid = f"{name}_{i}"
             try:
                 question = get_text({"question": q}, "question", "empty_question")
                 answer = get_text({"answer": a}, "answer", "empty_answer")
             except BadField as e:
-                yield self.bad(e, qid)
+                rejects.append(self.bad(e, qid))
                 continue
-            yield QA(question=question, answer=answer, qid=qid, answers=[answer], kind="ocr")
+            qas.append(QA(question=question, answer=answer, qid=qid, answers=[answer], kind="ocr"))
+        return rejects

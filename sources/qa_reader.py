@@ -18,7 +18,7 @@ Choices (documented once here for every QA reader):
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Iterable, Iterator
+from typing import Any, Hashable, Iterable, Iterator, Sequence
 
 from schemas.record import QA, AnnotationRecord
 from schemas.reject import Reject
@@ -50,8 +50,11 @@ class QAReader(Source):
         """(file name under the image root, width, height) for image `key`; BadField when unusable."""
         raise NotImplementedError
 
-    def parse(self, name: str, row: dict[str, Any]) -> Iterator[QA | Reject]:
-        """The QA pairs of one row, and a Reject for each unusable one."""
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
+        """Append the usable QA pairs of one row to `qas`; return a Reject for each unusable one.
+
+        (Appending to a list rather than yielding keeps the per-question cost low: readers see
+        hundreds of thousands of questions.)"""
         raise NotImplementedError
 
     def finish(self) -> Iterator[Reject]:
@@ -102,12 +105,11 @@ class QAReader(Source):
                 yield r
                 continue
             qas: list[QA] = []
+            parse = self.parse
             for name, row in items:
-                for x in self.parse(name, row):
-                    if isinstance(x, Reject):
-                        yield x
-                    else:
-                        qas.append(x)
+                rejects = parse(name, row, qas)
+                if rejects:
+                    yield from rejects
             if qas:
                 yield AnnotationRecord(id=str(key), source=self.name, source_kind=self.kind, file=self.file,
                                        image=ref, split=self.row_split(first), qas=qas)

@@ -9,7 +9,7 @@ One record per image (`{image_id}.jpg`, size from `image_width`/`image_height`; 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Hashable, Iterable, Iterator
+from typing import Any, ClassVar, Hashable, Iterable, Sequence
 
 from schemas.record import QA
 from schemas.reject import Reject
@@ -68,7 +68,7 @@ class TextVQASource(QAReader):
         w, h = optional_size(row, "image_width", "image_height")
         return f"{key}.jpg", w, h
 
-    def parse(self, name: str, row: dict[str, Any]) -> Iterator[QA | Reject]:
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
         try:
             qid = get_id(row, "question_id")
             question = get_text(row, "question", "empty_question")
@@ -83,9 +83,9 @@ class TextVQASource(QAReader):
             if answer is None:
                 raise BadField("empty_answer", "has only empty answers")
         except BadField as e:
-            yield self.bad(e, name)
-            return
-        yield QA(question=question, answer=answer, qid=str(qid), answers=answers, kind="ocr")
+            return (self.bad(e, name),)
+        qas.append(QA(question=question, answer=answer, qid=str(qid), answers=answers, kind="ocr"))
+        return ()
 
 
 def _qname(row: Any, index: int) -> str:

@@ -17,7 +17,7 @@ uses are reported (`missing_key`) after a complete read.
 from __future__ import annotations
 
 import string
-from typing import Any, ClassVar, Hashable, Iterable, Iterator
+from typing import Any, ClassVar, Hashable, Iterable, Iterator, Sequence
 
 from pydantic import field_validator
 
@@ -105,6 +105,7 @@ class VQAv2Source(QAReader):
         self.by_qid: dict[Hashable, dict[str, Any]] = {}
         self.ann_late: list[Reject] = []
         self.question_rows: list[Any] = []
+        self.memo: dict[str, str] = {}
         if not self.split_ok(self.split):
             return ()
         for i, a in enumerate(adata["annotations"]):
@@ -133,24 +134,22 @@ class VQAv2Source(QAReader):
             raise BadField("bad_value", f"has an image id that image_pattern {self.pattern!r} cannot format "
                                         f"({e})") from None
 
-    def parse(self, name: str, row: dict[str, Any]) -> Iterator[QA | Reject]:
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
         try:
             qid = get_id(row, "question_id")
             question = get_text(row, "question", "empty_question")
         except BadField as e:
-            yield self.bad(e, name)
-            return
+            return (self.bad(e, name),)
         ann = self.by_qid.get(qid)
         if ann is None:
-            yield self.bad(BadField("missing_key", f"has no annotation with this question_id in {self.file}"),
-                           name, hint="it is skipped; are the questions and annotations files of "
-                                                  "the same split?")
-            return
+            return (self.bad(BadField("missing_key", f"has no annotation with this question_id in {self.file}"),
+                             name, hint="it is skipped; are the questions and annotations files of the same "
+                                        "split?"),)
         try:
             if ann.get("image_id", row["image_id"]) != row["image_id"]:
                 raise BadField("bad_value", f"is about image {row['image_id']!r} but its annotation is on image "
                                             f"{ann.get('image_id')!r}")
-            answers = _answers(ann, required=self.majority)
+            answers = _answers(ann, self.majority, self.memo)
             if self.majority:
                 answer = most_frequent(answers)
                 if answer is None:
@@ -161,11 +160,11 @@ class VQAv2Source(QAReader):
             hint = ""
             if e.reason == "missing_key" and "multiple_choice_answer" in e.detail:
                 hint = "it is skipped; OK-VQA annotations have no multiple_choice_answer: use kind okvqa"
-            yield self.bad(e, name, what="annotation of question", file=self.file, hint=hint)
-            return
+            return (self.bad(e, name, what="annotation of question", file=self.file, hint=hint),)
         atype = ann.get("answer_type")
-        yield QA(question=question, answer=answer, qid=str(qid), answers=answers,
-                 answer_type=atype if isinstance(atype, str) else None, kind="vqa")
+        qas.append(QA(question=question, answer=answer, qid=str(qid), answers=answers,
+                      answer_type=atype if isinstance(atype, str) else None, kind="vqa"))
+        return ()
 
     def finish(self) -> Iterator[Reject]:
         yield from self.ann_late
@@ -183,8 +182,11 @@ def _qname(q: Any, index: int) -> str:
     return str(qid) if qid is not None else f"questions[{index}]"
 
 
-def _answers(ann: dict[str, Any], required: bool) -> list[str]:
-    """All reference answers (`answers[].answer`), cleaned; BadField when malformed (or absent and required)."""
+def _answers(ann: dict[str, Any], required: bool, memo: dict[str, str]) -> list[str]:
+    """All reference answers (`answers[].answer`), cleaned; BadField when malformed (or absent and required).
+
+    `memo` maps raw answer texts to cleaned ones: VQA answers repeat a lot ("yes", "2"), and there are
+    ten per question, so cleaning each distinct text once is most of this reader's speed."""
     raw = ann.get("answers")
     if raw is None:
         if required:
@@ -192,12 +194,19 @@ def _answers(ann: dict[str, Any], required: bool) -> list[str]:
         return []
     if not isinstance(raw, list):
         raise BadField("bad_value", f"has 'answers' of type {type(raw).__name__}, expected a list")
+    try:
+        return [memo[a["answer"]] for a in raw]
+    except (KeyError, TypeError):
+        pass  # a text not seen yet, or a malformed entry: the careful path below
     out = []
     for a in raw:
         text = a.get("answer") if isinstance(a, dict) else None
         if not isinstance(text, str):
             raise BadField("bad_value", f"has an answer entry {a!r:.60} without a text 'answer'")
-        out.append(clean_text(text))
+        clean = memo.get(text)
+        if clean is None:
+            clean = memo[text] = clean_text(text)
+        out.append(clean)
     return out
 
 

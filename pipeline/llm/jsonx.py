@@ -1,6 +1,6 @@
 """Finding the JSON in an LLM reply: plain, fenced in ``` blocks, surrounded by prose, or cut short.
 
-`extract_json` returns the first JSON object or array in the text. When the reply was cut off (the
+`extract_json` returns the first JSON object (or array holding objects) in the text. When the reply was cut off (the
 token limit), it falls back to the longest prefix that ends after a complete element, closed with the
 brackets still open: `{"a": [{"q": 1}, {"q": 2` gives `{"a": [{"q": 1}]}`, marked as partial.
 """
@@ -38,14 +38,21 @@ def extract_json(text: str) -> Extracted:
     if not starts:
         raise JSONExtractError("the reply holds no JSON object (no '{' found)")
     error = "no balanced JSON value"
+    fallback: Extracted | None = None
     for start in starts:
         end, stack, cuts = _scan(stripped, start)
         if end is not None:
             try:
-                return Extracted(json.loads(stripped[start:end]), False)
+                value = json.loads(stripped[start:end])
             except ValueError as e:
                 error = f"the reply's JSON does not parse: {e}"
                 continue
+            if _structured(value):
+                return Extracted(value, False)
+            fallback = fallback or Extracted(value, False)  # "[1]" in prose: keep looking for an object
+            continue
+        if fallback is not None:
+            return fallback
         # Unbalanced: the reply stopped inside the JSON. Close it after the last complete element.
         for cut, open_stack in reversed(cuts):
             candidate = stripped[start:cut].rstrip().rstrip(",") + "".join(_CLOSER[c] for c in reversed(open_stack))
@@ -55,7 +62,14 @@ def extract_json(text: str) -> Extracted:
                 continue
         raise JSONExtractError(f"the reply's JSON is cut off before any complete element "
                                f"({len(stack)} bracket(s) left open)")
+    if fallback is not None:
+        return fallback
     raise JSONExtractError(error)
+
+
+def _structured(value: Any) -> bool:
+    """An object, or a list holding objects: what a prompt asking for JSON expects."""
+    return isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict) for v in value))
 
 
 def _scan(s: str, start: int) -> tuple[int | None, list[str], list[tuple[int, list[str]]]]:

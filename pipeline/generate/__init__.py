@@ -1,0 +1,1 @@
+"""Self-instruct generation: prompts, reply parsing, quality filters and the generate stage."""
