@@ -30,7 +30,7 @@ from schemas.sample import Sample
 DATASET_INFO = "dataset_info.json"
 TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
         "system_tag": "system"}
-_SYSTEM_ROW_START = '{"system": '
+_SYSTEM_ROW_START = '{"system":'
 
 
 class LlamaFactoryWriter(Writer):

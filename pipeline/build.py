@@ -6,16 +6,19 @@ import json
 import logging
 import os
 import platform
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from outputs.base import Writer, atomic_write_text
 from outputs.registry import WRITERS
-from pipeline.export import Exported, ExportStage
+from pipeline.export import ExportedShard, ExportStage
+from pipeline.parse import ParseStage
 from pipeline.ray_runner import RayOptions, RayRunner, gc_paused
 from pipeline.stage import Item, Stage
 from pipeline.stats import compute_stats
@@ -24,9 +27,14 @@ from schemas.record import AnnotationRecord
 from schemas.recipe import Recipe
 from schemas.reject import Reject
 from schemas.sample import Sample
+from sources.base import RawUnit, Source
 from sources.registry import get_source
 
 log = logging.getLogger("vlforge.build")
+
+#: Imported in each Ray worker while the driver reads, so the first batches start at full speed.
+WORKER_MODULES = ("pipeline.parse", "pipeline.adapt", "pipeline.validate", "pipeline.export", "sources.registry",
+                  "outputs.registry")
 
 KEY_PACKAGES = ("pydantic", "ray", "jinja2", "pyyaml", "pillow", "numpy", "pyarrow")
 
@@ -53,24 +61,57 @@ def versions() -> dict[str, str]:
     return out
 
 
-def read_sources(recipe: Recipe, echo: Callable[[str], None] = lambda s: None) -> tuple[list[Item], dict[str, int]]:
-    """Read every source in recipe order. Returns the items and how many items each source yielded."""
-    items: list[Item] = []
-    counts: dict[str, int] = {}
-    for opts in recipe.sources:
-        src = get_source(opts.kind)(opts, recipe.images)
-        t0 = time.perf_counter()
-        n = len(items)
-        with gc_paused():
-            items.extend(src.read())
-        counts[src.name] = len(items) - n
-        echo(f"  read {src.name:<16} {len(items) - n:>9,} items  ({time.perf_counter() - t0:.1f}s)")
-    return items, counts
+class _Background:
+    """Run a function on a thread; `result()` waits and returns its value or re-raises its error."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="vlforge-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as e:  # handed to the caller's thread by result()
+            self._error = e
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
-def build_stages(recipe: Recipe, writers: list[Writer], export: bool = True) -> list[Stage]:
+def scan_sources(recipe: Recipe, echo: Callable[[str], None] = lambda s: None,
+                 emit: Callable[[Any], None] | None = None) -> tuple[list[Item | RawUnit], dict[str, Source]]:
+    """Scan every source in recipe order (the driver's part of reading). Returns the items and raw units,
+    and the sources by name (their worker copies finish the raw units in the parse stage).
+
+    With `emit`, each source's (source, items) is handed over as soon as it is scanned, and None last."""
+    items: list[Item | RawUnit] = []
+    sources: dict[str, Source] = {}
+    try:
+        for opts in recipe.sources:
+            src = get_source(opts.kind)(opts, recipe.images)
+            sources[src.name] = src
+            t0 = time.perf_counter()
+            with gc_paused():
+                got = list(src.scan())
+            items.extend(got)
+            echo(f"  scanned {src.name:<16} {len(got):>9,} units  ({time.perf_counter() - t0:.1f}s)")
+            if emit is not None:
+                emit((src, got))
+    finally:
+        if emit is not None:
+            emit(None)
+    return items, sources
+
+
+def build_stages(recipe: Recipe, writers: list[Writer], sources: dict[str, Source] | None = None,
+                 export: bool = True) -> list[Stage]:
     """The per-item stages a recipe asks for, in order."""
-    stages: list[Stage] = []
+    stages: list[Stage] = [ParseStage(sources=dict(sources or {}))]
     if recipe.adapt is not None:
         from pipeline.adapt import AdaptStage
 
@@ -110,72 +151,82 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     writers = [WRITERS[f.kind](f, recipe.name) for f in recipe.outputs.formats]
 
     say(f"vlforge build: recipe {recipe.name!r}, seed {recipe.seed}")
-    t0 = time.perf_counter()
-    items, read_counts = read_sources(recipe, say)
-    times["read"] = time.perf_counter() - t0
-    n_records = sum(1 for it in items if isinstance(it, AnnotationRecord))
-
     own_runner = runner is None
     runner = runner or RayRunner(RayOptions(address=recipe.ray.address, workers=workers or recipe.ray.workers,
                                             shard_size=recipe.ray.shard_size))
+    # Sources are scanned on a thread while Ray starts on the main thread (Ray's start mostly waits for
+    # its processes). Each source's items go to Ray as soon as its scan is done, so the workers process
+    # one source while the driver still reads the next.
     t0 = time.perf_counter()
+    scanned: queue.Queue[Any] = queue.Queue()
+    scan = _Background(lambda: scan_sources(recipe, say, scanned.put))
     runner.start()
+    runner.prewarm(WORKER_MODULES)
     times["ray_start"] = time.perf_counter() - t0
-    say(f"  running stages on Ray with {runner.workers} worker(s): "
-        + " -> ".join(s.name for s in build_stages(recipe, writers)))
-    t0 = time.perf_counter()
+    rest = build_stages(recipe, writers)[1:]
+    say(f"  running stages on Ray with {runner.workers} worker(s): parse -> " + " -> ".join(s.name for s in rest))
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
         now = time.perf_counter()
-        if now - last[0] > 2.0 or done == total:
+        if now - last[0] > 2.0:
             last[0] = now
-            say(f"  {done}/{total} shards done")
+            say(f"  {done}/{total} shards done so far")
 
-    results = runner.run(items, build_stages(recipe, writers), on_progress=progress)
+    def parts() -> Iterator[tuple[list[Any], list[Stage]]]:
+        streaming = not any(st.needs_actor for st in rest)
+        held: list[Any] = []
+        held_sources: dict[str, Source] = {}
+        while True:
+            got = scanned.get()
+            if got is None:
+                break
+            src, src_items = got
+            if streaming:
+                yield src_items, [ParseStage(sources={src.name: src}), *rest]
+            else:
+                held.extend(src_items)
+                held_sources[src.name] = src
+        scan.result()  # re-raises a scan error (SourceError) here
+        times["read"] = time.perf_counter() - t0
+        if not streaming:
+            yield held, [ParseStage(sources=held_sources), *rest]
+
+    results = runner.run_parts(parts(), on_progress=progress)
     times["stages"] = time.perf_counter() - t0
     n_workers = runner.workers
     if own_runner:
         runner.shutdown()
     results = _unused_record_rejects(results)
 
-    exported = [r for r in results if isinstance(r, Exported)]
+    shards = [r for r in results if isinstance(r, ExportedShard)]
     rejects = [r for r in results if isinstance(r, Reject)]
-    stray = [r for r in results if isinstance(r, Sample)]
-    if stray:  # pragma: no cover - the export stage encodes every sample
-        raise RuntimeError(f"{len(stray)} samples were not exported")
+    stray = [r for r in results if isinstance(r, (Sample, RawUnit))]
+    if stray:  # pragma: no cover - the parse and export stages consume every unit and sample
+        raise RuntimeError(f"{len(stray)} items were neither exported nor rejected")
 
     t0 = time.perf_counter()
-    files = write_run(out, recipe, writers, exported, rejects)
-    stats = compute_stats(read_counts, exported, rejects)
-    stats["records"] = records_accounting(n_records, exported, rejects)
+    files = write_run(out, recipe, writers, shards, rejects)
+    stats = compute_stats(runner.ledger, shards, rejects)
     files.append(atomic_write_text(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n"))
     times["write"] = time.perf_counter() - t0
     times["total"] = time.perf_counter() - t_all
     usage = [u for u in (w.usage(w.folder(out), recipe.images) for w in writers) if u]
     meta = {"recipe": recipe_as_resolved(recipe), "versions": versions(), "workers": n_workers,
             "seconds": {k: round(v, 3) for k, v in times.items()},
+            "worker_cpu_seconds": {seg: ms / 1000 for (kind, seg, _), ms in runner.ledger.items() if kind == "cpu_ms"},
             "outputs": [str(p) for p in files]}
     files.append(atomic_write_text(out / "run.json", json.dumps(meta, indent=2) + "\n"))
     return BuildResult(out_dir=out, files=files, stats=stats, seconds=times, usage=usage)
 
 
-def records_accounting(n_records: int, exported: list[Exported], rejects: list[Reject]) -> dict[str, Any]:
-    """Every record read either gave at least one sample or was rejected as a whole: check it adds up."""
-    used = {e.record_key for e in exported}
-    used.update(r.sample_id.rsplit("/", 2)[0] for r in rejects if r.stage == "validate" and r.sample_id)
-    whole = sum(1 for r in rejects if r.reason == "no_task")
-    return {"read": n_records, "gave_samples": len(used), "rejected_whole": whole,
-            "adds_up": n_records == len(used) + whole}
-
-
-def write_run(out: Path, recipe: Recipe, writers: list[Writer], exported: list[Exported],
+def write_run(out: Path, recipe: Recipe, writers: list[Writer], shards: list[ExportedShard],
               rejects: list[Reject]) -> list[Path]:
     """Write every output format, then rejects.jsonl."""
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     for k, w in enumerate(writers):
-        rows = [e.rows[k] for e in exported if e.rows[k] is not None]
+        rows = [row for sh in shards for row in sh.rows[k] if row is not None]
         files.extend(w.write(rows, w.folder(out), recipe.images))
     lines = [r.model_dump_json(exclude_none=True) for r in rejects]
     files.append(atomic_write_text(out / "rejects.jsonl", "".join(line + "\n" for line in lines)))
@@ -202,9 +253,10 @@ def summary(result: BuildResult) -> str:
         lines.append("per task: " + ", ".join(f"{k} {v['accepted']:,}" for k, v in s["per_task"].items()))
     if s["rejects"]["by_reason"]:
         lines.append("reject reasons: " + ", ".join(f"{k} {v:,}" for k, v in s["rejects"]["by_reason"].items()))
-    lines.append(f"time: {result.seconds.get('total', 0):.1f}s (read {result.seconds.get('read', 0):.1f}s, "
-                 f"ray start {result.seconds.get('ray_start', 0):.1f}s, stages {result.seconds.get('stages', 0):.1f}s, "
-                 f"write {result.seconds.get('write', 0):.1f}s)")
+    sec = result.seconds
+    lines.append(f"time: {sec.get('total', 0):.1f}s (alongside each other: Ray started in {sec.get('ray_start', 0):.1f}s, "
+                 f"sources read by {sec.get('read', 0):.1f}s, stages done by {sec.get('stages', 0):.1f}s; "
+                 f"then writing {sec.get('write', 0):.1f}s)")
     lines.append(f"outputs in {result.out_dir}/:")
     lines.extend(f"  {p.relative_to(result.out_dir) if p.is_relative_to(result.out_dir) else p}"
                  for p in result.files)

@@ -1,7 +1,8 @@
 """The export stage: accepted samples become serialized rows of every output format, in the workers.
 
-What comes back to the driver is an `Exported` per sample: its rows plus the few fields that stats need,
-so the full Sample does not cross the process boundary a second time.
+What comes back to the driver is one `ExportedShard` per batch: each writer's rows as a list of strings
+plus, column by column, the few fields stats need. Full Samples do not cross the process boundary again,
+and the driver's work per sample is a list append.
 """
 
 from __future__ import annotations
@@ -14,41 +15,54 @@ from schemas.sample import Sample
 
 
 @dataclass
-class Exported:
-    """One accepted sample after export: per-writer rows and the fields stats are computed from."""
+class ExportedShard:
+    """The accepted samples of one batch after export, in order, as columns."""
 
-    sample_id: str
-    #: `source/record id` of the record the sample came from (sample ids end in `/task/n`).
-    record_key: str
-    source: str
-    task: str
-    template_id: str | None
-    text_only: bool
-    n_turns: int
-    n_chars: int
-    n_images: int
-    rows: tuple[str | None, ...]
+    #: rows[k][i]: writer k's row for sample i, or None when writer k cannot hold it.
+    rows: list[list[str | None]]
+    sample_id: list[str] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    task: list[str] = field(default_factory=list)
+    template_id: list[str | None] = field(default_factory=list)
+    text_only: list[bool] = field(default_factory=list)
+    n_turns: list[int] = field(default_factory=list)
+    n_chars: list[int] = field(default_factory=list)
+    n_images: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sample_id)
+
+    @property
+    def record_keys(self) -> list[str]:
+        """`source/record id` of each sample's record (sample ids end in `/task/n`)."""
+        return [s.rsplit("/", 2)[0] for s in self.sample_id]
 
 
 @dataclass
 class ExportStage(Stage):
-    """Encode each Sample with every writer; Rejects pass through."""
+    """Encode each Sample with every writer into one ExportedShard; Rejects pass through."""
 
     name = "export"
     writers: list[Writer] = field(default_factory=list)
 
-    def process_batch(self, items: list[Item]) -> list[Item | Exported]:  # type: ignore[override]
-        out: list[Item | Exported] = []
+    def process_batch(self, items: list[Item]) -> list[Item | ExportedShard]:  # type: ignore[override]
+        shard = ExportedShard(rows=[[] for _ in self.writers])
+        out: list[Item | ExportedShard] = []
+        encoders = [(w.encode, w.accepts_text_only, rows) for w, rows in zip(self.writers, shard.rows)]
         for it in items:
             if not isinstance(it, Sample):
                 out.append(it)
                 continue
-            rows = tuple(w.encode(it) if (w.accepts_text_only or it.images) else None for w in self.writers)
-            text = [t.text for t in it.turns]
-            out.append(Exported(
-                sample_id=it.id, record_key=it.id.rsplit("/", 2)[0], source=it.source, task=it.task, template_id=it.lineage.template_id,
-                text_only=not it.images, n_turns=len(it.turns), n_chars=sum(map(len, text)),
-                n_images=len(it.images), rows=rows,
-            ))
+            has_image = bool(it.images)
+            for encode, text_ok, rows in encoders:
+                rows.append(encode(it) if (text_ok or has_image) else None)
+            shard.sample_id.append(it.id)
+            shard.source.append(it.source)
+            shard.task.append(it.task)
+            shard.template_id.append(it.lineage.template_id)
+            shard.text_only.append(not has_image)
+            shard.n_turns.append(len(it.turns))
+            shard.n_chars.append(sum(len(t.text) for t in it.turns))
+            shard.n_images.append(len(it.images))
+        out.append(shard)
         return out
-

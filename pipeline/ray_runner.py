@@ -14,10 +14,13 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from pipeline.stage import Stage
 
@@ -34,13 +37,19 @@ class RayOptions:
     progress: bool = True
 
 
-def _chain(stages: Sequence[Stage], items: list[Any]) -> list[Any]:
+Ledger = Counter  # (stage name, item type name, source name) -> count of that stage's outputs
+
+
+def _chain(stages: Sequence[Stage], items: list[Any]) -> tuple[list[Any], Ledger]:
+    """Run `stages` in order over one batch; also count what each stage put out (the flow ledger)."""
+    ledger: Ledger = Counter()
     # Items are acyclic and freed by reference counting; the cyclic collector would rescan every live
     # item on each allocation burst (it more than doubled the time per sample), so it is paused here.
     with gc_paused():
         for st in stages:
             items = st.process_batch(items)
-    return items
+            ledger.update((st.name, type(it).__name__, _source_of(it)) for it in items)
+    return items, ledger
 
 
 @contextmanager
@@ -56,10 +65,32 @@ def gc_paused() -> Iterator[None]:
 
 
 def run_local(items: list[Any], stages: Sequence[Stage]) -> list[Any]:
-    """Run every stage in this process (no Ray). Used for tiny inputs and as the reference in tests."""
+    """Run every stage in this process (no Ray): the reference that tests compare the Ray runs with."""
     for st in stages:
         st.setup()
-    return _chain(stages, items)
+    return _chain(stages, items)[0]
+
+
+def _source_of(item: Any) -> str:
+    src = getattr(item, "source", "")
+    return src if isinstance(src, str) else ""
+
+
+def _run_batch(stages: Sequence[Stage], batch: dict[str, Any]) -> dict[str, Any]:
+    """One Ray batch: unpickle each shard (a list of items, or items + the ledger so far), run, pickle."""
+    outs = []
+    for p in batch["payload"]:
+        t0 = time.process_time()
+        with gc_paused():
+            data = pickle.loads(p)
+        items, ledger = data if isinstance(data, tuple) else (data, Counter())
+        items, more = _chain(stages, items)
+        ledger.update(more)
+        # worker CPU milliseconds per segment, so a run can tell compute from overhead
+        ledger[("cpu_ms", "+".join(st.name for st in stages), "")] += int((time.process_time() - t0) * 1000)
+        with gc_paused():
+            outs.append(pickle.dumps((items, ledger), protocol=5))
+    return {"shard": list(batch["shard"]), "payload": outs}
 
 
 class _TaskFn:
@@ -69,8 +100,7 @@ class _TaskFn:
         self.stages = list(stages)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        outs = [pickle.dumps(_chain(self.stages, pickle.loads(p)), protocol=5) for p in batch["payload"]]
-        return {"shard": list(batch["shard"]), "payload": outs}
+        return _run_batch(self.stages, batch)
 
 
 class _ActorFn:
@@ -82,8 +112,7 @@ class _ActorFn:
             st.setup()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        outs = [pickle.dumps(_chain(self.stages, pickle.loads(p)), protocol=5) for p in batch["payload"]]
-        return {"shard": list(batch["shard"]), "payload": outs}
+        return _run_batch(self.stages, batch)
 
 
 def segments(stages: Sequence[Stage]) -> list[tuple[bool, list[Stage]]]:
@@ -99,12 +128,34 @@ def segments(stages: Sequence[Stage]) -> list[tuple[bool, list[Stage]]]:
     return segs
 
 
+class _Progress:
+    """Thread-safe shard counter that reports (done, total) to a callback."""
+
+    def __init__(self, callback: Callable[[int, int], None] | None) -> None:
+        self.callback = callback
+        self.total = 0
+        self.finished = 0
+        self.lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.total += n
+
+    def done(self) -> None:
+        with self.lock:
+            self.finished += 1
+            if self.callback is not None:
+                self.callback(self.finished, self.total)
+
+
 class RayRunner:
     """Starts (or connects to) Ray once and runs stage lists over item lists."""
 
     def __init__(self, options: RayOptions) -> None:
         self.options = options
         self._started = False
+        #: What each stage put out in the last run, summed over shards (see `_chain`).
+        self.ledger: Ledger = Counter()
 
     def start(self) -> None:
         if self._started:
@@ -142,16 +193,38 @@ class RayRunner:
     def run(self, items: list[Any], stages: Sequence[Stage],
             on_progress: Callable[[int, int], None] | None = None) -> list[Any]:
         """Run `stages` over `items` and return the results in input order."""
-        if not stages:
-            return list(items)
+        return self.run_parts([(items, stages)], on_progress)
+
+    def run_parts(self, parts: Iterable[tuple[list[Any], Sequence[Stage]]],
+                  on_progress: Callable[[int, int], None] | None = None) -> list[Any]:
+        """Run each part's stages over its items; return all results, part after part, in input order.
+
+        `parts` may be a generator that is still reading sources: each part starts on Ray as soon as it
+        is yielded, so one source is processed while the next is still being read. Callers keep stages
+        with actors (models) in a single part, so that their models load once."""
+        self.ledger = Counter()
         self.start()
+        progress = _Progress(on_progress)
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="vlforge-part") as pool:
+            futures = [pool.submit(self._run_part, items, stages, progress) for items, stages in parts if items]
+            outs = [f.result() for f in futures]
+        out: list[Any] = []
+        for items, ledger in outs:
+            out.extend(items)
+            self.ledger.update(ledger)
+        return out
+
+    def _run_part(self, items: list[Any], stages: Sequence[Stage], progress: "_Progress"
+                  ) -> tuple[list[Any], Ledger]:
+        if not stages:
+            return list(items), Counter()
         import ray
 
         size = self.options.shard_size
         shards = [items[i:i + size] for i in range(0, len(items), size)]
-        if not shards:
-            return []
-        rows = [{"shard": i, "payload": pickle.dumps(s, protocol=5)} for i, s in enumerate(shards)]
+        progress.add(len(shards))
+        with gc_paused():
+            rows = [{"shard": i, "payload": pickle.dumps(s, protocol=5)} for i, s in enumerate(shards)]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
         workers = min(self.workers, len(shards))
         for is_actor, segment in segments(stages):
@@ -164,16 +237,29 @@ class RayRunner:
                 ds = ds.map_batches(_TaskFn(segment), batch_size=1, num_cpus=1,
                                     compute=ray.data.TaskPoolStrategy(size=workers))
         results: dict[int, list[Any]] = {}
-        done = 0
+        total: Ledger = Counter()
         for row in ds.iter_rows():
-            results[int(row["shard"])] = pickle.loads(row["payload"])
-            done += 1
-            if on_progress is not None:
-                on_progress(done, len(shards))
-        out: list[Any] = []
-        for i in range(len(shards)):
-            out.extend(results[i])
-        return out
+            with gc_paused():
+                out, ledger = pickle.loads(row["payload"])
+            results[int(row["shard"])] = out
+            total.update(ledger)
+            progress.done()
+        return [x for i in range(len(shards)) for x in results[i]], total
+
+    def prewarm(self, modules: Sequence[str]) -> None:
+        """Import `modules` in each worker process now (without waiting), so the first batches do not pay
+        for the imports while the driver is still reading."""
+        self.start()
+        import ray
+
+        @ray.remote(num_cpus=1)
+        def _import(names: Sequence[str]) -> None:
+            import importlib
+
+            for n in names:
+                importlib.import_module(n)
+
+        self._warm = [_import.remote(list(modules)) for _ in range(self.workers)]
 
     def shutdown(self) -> None:
         if self._started:

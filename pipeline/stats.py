@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
-from pipeline.export import Exported
+from pipeline.export import ExportedShard
 from schemas.reject import Reject
+
+#: (stage, item type, source) -> count, as the runner's ledger keeps it.
+Ledger = Counter
 
 
 def distribution(values: Sequence[int]) -> dict[str, float]:
-    """min, mean, p50, p90, p99, max of `values` (empty -> zeros)."""
+    """count, min, mean, p50, p90, p99, max of `values` (zeros when empty)."""
     if not values:
         return {"count": 0, "min": 0, "mean": 0.0, "p50": 0, "p90": 0, "p99": 0, "max": 0}
     v = sorted(values)
@@ -30,55 +33,74 @@ def _sorted(c: Counter[str]) -> dict[str, int]:
     return {k: c[k] for k in sorted(c)}
 
 
-def compute_stats(records_per_source: dict[str, int], exported: Sequence[Exported],
-                  rejects: Iterable[Reject]) -> dict[str, Any]:
-    """Aggregate the run's figures. `records_per_source` counts what each source yielded as input items."""
+def records_accounting(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Sequence[Reject]
+                       ) -> dict[str, Any]:
+    """Every record that reached the adapt stage gave at least one sample or was rejected whole."""
+    n_records = sum(n for (stage, kind, _), n in ledger.items() if stage == "parse" and kind == "AnnotationRecord")
+    used = {k for sh in shards for k in sh.record_keys}
+    used.update(r.sample_id.rsplit("/", 2)[0] for r in rejects if r.stage == "validate" and r.sample_id)
+    whole = sum(1 for r in rejects if r.reason == "no_task")
+    return {"read": n_records, "gave_samples": len(used), "rejected_whole": whole,
+            "adds_up": n_records == len(used) + whole}
+
+
+def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iterable[Reject]) -> dict[str, Any]:
+    """Aggregate the run's figures from the runner's ledger, the exported shards and the rejects."""
     rejects = list(rejects)
     by_reason: Counter[str] = Counter(r.reason for r in rejects)
     by_stage: Counter[str] = Counter(r.stage for r in rejects)
     validate_rejects = [r for r in rejects if r.stage == "validate"]
+
+    def blank() -> dict[str, Any]:
+        return {"records": 0, "samples_accepted": 0, "samples_rejected": 0, "rejects": Counter()}
+
     per_source: dict[str, dict[str, Any]] = {}
-    for name, n in records_per_source.items():
-        per_source[name] = {"items_read": n, "samples_accepted": 0, "samples_rejected": 0,
-                            "rejects": Counter()}
-    for e in exported:
-        per_source.setdefault(e.source, {"items_read": 0, "samples_accepted": 0, "samples_rejected": 0,
-                                         "rejects": Counter()})["samples_accepted"] += 1
+    for (stage, kind, source), n in ledger.items():
+        if stage == "parse" and kind in ("AnnotationRecord", "Sample"):
+            per_source.setdefault(source, blank())["records"] += n
+    for sh in shards:
+        for src in sh.source:
+            per_source.setdefault(src, blank())["samples_accepted"] += 1
     for r in rejects:
-        ps = per_source.setdefault(r.source, {"items_read": 0, "samples_accepted": 0, "samples_rejected": 0,
-                                              "rejects": Counter()})
+        ps = per_source.setdefault(r.source, blank())
         ps["rejects"][r.reason] += 1
         if r.stage == "validate":
             ps["samples_rejected"] += 1
     for ps in per_source.values():
         ps["rejects"] = _sorted(ps["rejects"])
 
-    def per(key: str) -> dict[str, dict[str, int]]:
+    def per(column: str, attr: str) -> dict[str, dict[str, int]]:
         acc: dict[str, Counter[str]] = {}
-        for e in exported:
-            acc.setdefault(getattr(e, key) or "-", Counter())["accepted"] += 1
+        for sh in shards:
+            for v in getattr(sh, column):
+                acc.setdefault(v or "-", Counter())["accepted"] += 1
         for r in validate_rejects:
-            acc.setdefault(getattr(r, key) or "-", Counter())["rejected"] += 1
+            acc.setdefault(getattr(r, attr) or "-", Counter())["rejected"] += 1
         return {k: {"accepted": acc[k]["accepted"], "rejected": acc[k]["rejected"]} for k in sorted(acc)}
 
-    accepted = len(exported)
-    generated = accepted + len(validate_rejects)
-    text_only = sum(1 for e in exported if e.text_only)
-    return {
+    accepted = sum(len(sh) for sh in shards)
+    text_only = sum(sum(sh.text_only) for sh in shards)
+
+    def col(name: str) -> list[int]:
+        return [v for sh in shards for v in getattr(sh, name)]
+
+    stats = {
         "samples": {
-            "generated": generated,
+            "generated": accepted + len(validate_rejects),
             "accepted": accepted,
             "rejected": len(validate_rejects),
             "text_only": text_only,
             "multimodal": accepted - text_only,
         },
+        "records": records_accounting(ledger, shards, rejects),
         "rejects": {"total": len(rejects), "by_stage": _sorted(by_stage), "by_reason": _sorted(by_reason)},
         "per_source": {k: per_source[k] for k in sorted(per_source)},
-        "per_task": per("task"),
-        "per_template": per("template_id"),
+        "per_task": per("task", "task"),
+        "per_template": per("template_id", "template_id"),
         "lengths": {
-            "turns": distribution([e.n_turns for e in exported]),
-            "chars": distribution([e.n_chars for e in exported]),
-            "images": distribution([e.n_images for e in exported]),
+            "turns": distribution(col("n_turns")),
+            "chars": distribution(col("n_chars")),
+            "images": distribution(col("n_images")),
         },
     }
+    return stats

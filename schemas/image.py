@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 
 from pydantic import BaseModel, ConfigDict
 
@@ -51,10 +52,16 @@ class ImageResolver:
     def check(self, rel: str) -> str | None:
         """Return None when `rel` is a file inside the root, else a reason code
         (`image_path_escapes_root` or `image_missing`)."""
+        return self.resolve(rel)[1]
+
+    def resolve(self, rel: str) -> tuple[str | None, str | None]:
+        """(normalised relative path, None) for a file inside the root, else (None, reason code).
+
+        One `lstat` per image; a symbolic link costs a `realpath` more, to see where it points."""
         try:
             rel = safe_relpath(rel)
         except PathEscapesRoot:
-            return "image_path_escapes_root"
+            return None, "image_path_escapes_root"
         full = os.path.join(self.root, rel)
         d = os.path.dirname(full)
         ok = self._dir_ok.get(d)
@@ -63,11 +70,17 @@ class ImageResolver:
             ok = real == self.root or real.startswith(self.root + os.sep)
             self._dir_ok[d] = ok
         if not ok:
-            return "image_path_escapes_root"
-        if os.path.islink(full):
+            return None, "image_path_escapes_root"
+        try:
+            mode = os.lstat(full).st_mode
+        except OSError:
+            return None, "image_missing"
+        if stat.S_ISLNK(mode):
             real = os.path.realpath(full)
             if not real.startswith(self.root + os.sep):
-                return "image_path_escapes_root"
-        if not os.path.isfile(full):
-            return "image_missing"
-        return None
+                return None, "image_path_escapes_root"
+            if not os.path.isfile(real):
+                return None, "image_missing"
+        elif not stat.S_ISREG(mode):
+            return None, "image_missing"
+        return rel, None

@@ -12,6 +12,8 @@ Choices (the same in both COCO readers):
 - Problems not tied to a listed image (an annotation without `image_id`, or on an image id that
   `images` does not list: `unknown_image`) are yielded after the records, once the whole file has been
   read; a run stopped early by `limit` does not report them.
+- `limit` counts images picked in the driver's scan (an image whose file is missing still counts).
+- Two phases: `scan()` (driver) groups annotations by image; `parse_unit()` (a worker) does the rest.
 - The split is the `split` option, else the one in the file name (captions_val2017.json -> "val");
   `splits` keeps or skips the whole file.
 """
@@ -22,7 +24,7 @@ from typing import Any, ClassVar, Iterator
 
 from schemas.record import AnnotationRecord, Caption
 from schemas.reject import Reject
-from sources.base import Item, Source, SourceError, SourceOptions, load_json, require_keys
+from sources.base import Item, RawUnit, SourceError, SourceOptions, TwoPhaseSource, load_json, require_keys
 from sources.fields import BadField, field_message, get_id, get_text, optional_size, split_from_name
 
 
@@ -36,7 +38,7 @@ class CocoOptions(SourceOptions):
     path_keys: ClassVar[tuple[str, ...]] = ("path",)
 
 
-class CocoReader(Source):
+class CocoReader(TwoPhaseSource):
     """The COCO file layout shared by captions and instances. Subclasses parse one annotation."""
 
     Options: ClassVar[type[SourceOptions]] = CocoOptions
@@ -82,13 +84,14 @@ class CocoReader(Source):
 
     # ---- the shared read loop ---------------------------------------------------------------
 
-    def read(self) -> Iterator[Item]:
+    def scan(self) -> Iterator[Item | RawUnit]:
         path = self.options.path
         data = self.load()
         split = self.options.split or split_from_name(path)
         if not self.split_ok(split):
             return
         self.setup_file(data)
+        self.split = split
 
         late: list[Reject] = []
         groups: dict[int | str, list[tuple[int, dict[str, Any]]]] = {}
@@ -124,31 +127,8 @@ class CocoReader(Source):
             anns = groups.pop(iid, None)
             if not anns:
                 continue
-            ann_ids = [_ann_name(a, i) for i, a in anns]
-            try:
-                file_name = get_text(image, "file_name", "bad_value")
-                width, height = self.image_size(image)
-            except BadField as e:
-                yield self._bad(e, iid, what="image", ann_ids=ann_ids)
-                continue
-            ref, reason = self.image_ref(file_name, width, height)
-            if ref is None:
-                r = self.image_reject(reason or "image_missing", file_name, file=path, record=iid)
-                r.lineage.ann_ids = ann_ids  # type: ignore[union-attr]
-                yield r
-                continue
-            items = []
-            for i, ann in anns:
-                try:
-                    item = self.parse(ann, width, height)
-                except BadField as e:
-                    yield self._bad(e, _ann_name(ann, i), image_id=iid)
-                    continue
-                if item is not None:
-                    items.append(item)
-            if items:
-                yield self.make_record(str(iid), ref, split, items)
-                n += 1
+            yield RawUnit(self.name, (iid, image, anns))
+            n += 1
 
         yield from late
         for iid, anns in groups.items():
@@ -159,6 +139,35 @@ class CocoReader(Source):
                                   "file's 'images' list does not have; it is skipped (add the image entry to keep "
                                   "it, or check that the file is not cut short)",
                                   file=path, record=name)
+
+    def parse_unit(self, payload: Any) -> list[Item]:
+        """One image and its annotations: check the image file, parse each annotation, build the record."""
+        iid, image, anns = payload
+        path = self.options.path
+        ann_ids = [_ann_name(a, i) for i, a in anns]
+        try:
+            file_name = get_text(image, "file_name", "bad_value")
+            width, height = self.image_size(image)
+        except BadField as e:
+            return [self._bad(e, iid, what="image", ann_ids=ann_ids)]
+        ref, reason = self.image_ref(file_name, width, height)
+        if ref is None:
+            r = self.image_reject(reason or "image_missing", file_name, file=path, record=iid)
+            r.lineage.ann_ids = ann_ids  # type: ignore[union-attr]
+            return [r]
+        out: list[Item] = []
+        items = []
+        for i, ann in anns:
+            try:
+                item = self.parse(ann, width, height)
+            except BadField as e:
+                out.append(self._bad(e, _ann_name(ann, i), image_id=iid))
+                continue
+            if item is not None:
+                items.append(item)
+        if items:
+            out.append(self.make_record(str(iid), ref, self.split, items))
+        return out
 
     def _bad(self, err: BadField, record: Any, *, what: str = "annotation", image_id: Any = None,
              ann_ids: list[str] | None = None) -> Reject:

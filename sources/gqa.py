@@ -67,7 +67,7 @@ class GQASource(QAReader):
     def image_info(self, key: Any, row: dict[str, Any]) -> tuple[str, int | None, int | None]:
         return f"{key}.jpg", None, None
 
-    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA], joined: Any = None) -> Sequence[Reject]:
         try:
             question = get_text(row, "question", "empty_question")
             answer = get_text(row, self.answer_key, "empty_answer")

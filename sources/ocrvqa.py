@@ -58,7 +58,7 @@ class OCRVQASource(QAReader):
     def image_info(self, key: Any, row: dict[str, Any]) -> tuple[str, int | None, int | None]:
         return f"{key}.jpg", None, None
 
-    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA], joined: Any = None) -> Sequence[Reject]:
         try:
             if "split" in row and self.row_split(row) is None:
                 raise BadField("bad_value", f"has split {row['split']!r}, expected 1 (train), 2 (val) or 3 (test)")

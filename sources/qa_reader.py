@@ -13,7 +13,10 @@ Choices (documented once here for every QA reader):
 - Rows that cannot be placed on an image (no image id, not an object) and the reader's own leftovers
   (VQA annotations that no question uses) are yielded after the records, once the whole file has been
   read; a run stopped early by `limit` does not report them.
-- `splits` is applied to rows before anything else; `limit` counts records (images).
+- `splits` is applied to rows before anything else; `limit` counts images: an image whose file turns
+  out to be missing still counts (the check runs in the workers, after the driver has picked the images).
+- Two phases: `scan()` (driver) groups rows by image and joins other files' data; `parse_unit()` (a worker)
+  checks the image and parses its rows.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from typing import Any, Hashable, Iterable, Iterator, Sequence
 
 from schemas.record import QA, AnnotationRecord
 from schemas.reject import Reject
-from sources.base import Item, Source
+from sources.base import Item, RawUnit, TwoPhaseSource
 from sources.fields import BadField, field_message
 
 
-class QAReader(Source):
+class QAReader(TwoPhaseSource):
     """Base of the QA readers. Subclasses load the file(s) and say how a row maps to an image and QAs."""
 
     #: The file path written into records (`AnnotationRecord.file`).
@@ -50,7 +53,12 @@ class QAReader(Source):
         """(file name under the image root, width, height) for image `key`; BadField when unusable."""
         raise NotImplementedError
 
-    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
+    def join(self, name: str, row: dict[str, Any]) -> Any:
+        """Data from other files that `parse` needs for this row (VQAv2: its annotation), found in the
+        driver so that workers need no lookup tables."""
+        return None
+
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA], joined: Any = None) -> Sequence[Reject]:
         """Append the usable QA pairs of one row to `qas`; return a Reject for each unusable one.
 
         (Appending to a list rather than yielding keeps the per-question cost low: readers see
@@ -63,11 +71,12 @@ class QAReader(Source):
 
     # ---- the shared loop ---------------------------------------------------------------------
 
-    def read(self) -> Iterator[Item]:
+    def scan(self) -> Iterator[Item | RawUnit]:
         rows = self.load()
         late: list[Reject] = []
-        groups: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
+        groups: dict[Any, list[tuple[str, dict[str, Any], Any]]] = {}
         split_ok = self.split_ok
+        join = self.join
         for name, row in rows:
             if not isinstance(row, dict):
                 late.append(self.bad(BadField("bad_value", f"is a JSON {type(row).__name__}, expected an object"),
@@ -82,40 +91,45 @@ class QAReader(Source):
                 continue
             g = groups.get(key)
             if g is None:
-                groups[key] = [(name, row)]
+                groups[key] = [(name, row, join(name, row))]
             else:
-                g.append((name, row))
+                g.append((name, row, join(name, row)))
 
         n = 0
         for key, items in groups.items():
             if self.limited(n):
                 return
-            first = items[0][1]
-            qids = [name for name, _ in items]
-            try:
-                file_name, width, height = self.image_info(key, first)
-            except BadField as e:
-                yield self.bad(e, key, what="image", ann_ids=qids)
-                continue
-            ref, reason = self.image_ref(file_name, width, height)
-            if ref is None:
-                r = self.image_reject(reason or "image_missing", file_name, file=self.rows_file or self.file,
-                                      record=key)
-                r.lineage.ann_ids = qids  # type: ignore[union-attr]
-                yield r
-                continue
-            qas: list[QA] = []
-            parse = self.parse
-            for name, row in items:
-                rejects = parse(name, row, qas)
-                if rejects:
-                    yield from rejects
-            if qas:
-                yield AnnotationRecord(id=str(key), source=self.name, source_kind=self.kind, file=self.file,
-                                       image=ref, split=self.row_split(first), qas=qas)
-                n += 1
+            yield RawUnit(self.name, (key, items))
+            n += 1
         yield from late
         yield from self.finish()
+
+    def parse_unit(self, payload: Any) -> list[Item]:
+        """One image's rows: check the image once, parse each row, build the record."""
+        key, items = payload
+        first = items[0][1]
+        qids = [name for name, _, _ in items]
+        try:
+            file_name, width, height = self.image_info(key, first)
+        except BadField as e:
+            return [self.bad(e, key, what="image", ann_ids=qids)]
+        ref, reason = self.image_ref(file_name, width, height)
+        if ref is None:
+            r = self.image_reject(reason or "image_missing", file_name, file=self.rows_file or self.file,
+                                  record=key)
+            r.lineage.ann_ids = qids  # type: ignore[union-attr]
+            return [r]
+        out: list[Item] = []
+        qas: list[QA] = []
+        parse = self.parse
+        for name, row, joined in items:
+            rejects = parse(name, row, qas, joined)
+            if rejects:
+                out.extend(rejects)
+        if qas:
+            out.append(AnnotationRecord(id=str(key), source=self.name, source_kind=self.kind, file=self.file,
+                                        image=ref, split=self.row_split(first), qas=qas))
+        return out
 
     def bad(self, err: BadField, record: Any, *, what: str = "question", file: str | None = None,
             ann_ids: list[str] | None = None, hint: str = "") -> Reject:

@@ -68,7 +68,7 @@ class TextVQASource(QAReader):
         w, h = optional_size(row, "image_width", "image_height")
         return f"{key}.jpg", w, h
 
-    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA], joined: Any = None) -> Sequence[Reject]:
         try:
             qid = get_id(row, "question_id")
             question = get_text(row, "question", "empty_question")

@@ -62,6 +62,7 @@ class VQAv2Source(QAReader):
     """VQAv2: the answer is the annotation's `multiple_choice_answer`."""
 
     kind = "vqav2"
+    driver_only = ("by_qid", "question_rows", "ann_late")
     Options = VQAv2Options
     #: OK-VQA: take the most frequent of the ten answers instead.
     majority: ClassVar[bool] = False
@@ -134,13 +135,17 @@ class VQAv2Source(QAReader):
             raise BadField("bad_value", f"has an image id that image_pattern {self.pattern!r} cannot format "
                                         f"({e})") from None
 
-    def parse(self, name: str, row: dict[str, Any], qas: list[QA]) -> Sequence[Reject]:
+    def join(self, name: str, row: dict[str, Any]) -> Any:
+        qid = row.get("question_id")
+        return self.by_qid.get(qid) if isinstance(qid, (int, str)) else None
+
+    def parse(self, name: str, row: dict[str, Any], qas: list[QA], joined: Any = None) -> Sequence[Reject]:
         try:
             qid = get_id(row, "question_id")
             question = get_text(row, "question", "empty_question")
         except BadField as e:
             return (self.bad(e, name),)
-        ann = self.by_qid.get(qid)
+        ann = joined
         if ann is None:
             return (self.bad(BadField("missing_key", f"has no annotation with this question_id in {self.file}"),
                              name, hint="it is skipped; are the questions and annotations files of the same "

@@ -91,9 +91,9 @@ def test_system_turn_after_the_start_is_an_error_naming_the_sample() -> None:
 
 def test_encode_is_one_json_line_in_record_key_order() -> None:
     assert writer().encode(image_sample()) == (
-        '{"id": "hand/1/caption/0", "image": "img/a.png", "conversations": '
-        '[{"from": "human", "value": "<image>\\nDescribe the image briefly."}, '
-        '{"from": "gpt", "value": "A red square."}]}'
+        '{"id":"hand/1/caption/0","image":"img/a.png","conversations":'
+        '[{"from":"human","value":"<image>\\nDescribe the image briefly."},'
+        '{"from":"gpt","value":"A red square."}]}'
     )
 
 
