@@ -126,11 +126,12 @@ class Source(ABC):
 
     def image_reject(self, reason: str, file_name: str, *, file: str | None, record: Any) -> Reject:
         where = os.path.join(self.image_root, self.options.image_prefix, file_name)
+        in_file = f" in {file}" if file else ""
         if reason == "image_missing":
-            msg = (f"{self.kind}: image {file_name!r} of record {record} not found at {where}; "
+            msg = (f"{self.kind}: image {file_name!r} of record {record}{in_file} not found at {where}; "
                    "check `images` (the image root) and this source's `image_prefix`")
         else:
-            msg = (f"{self.kind}: image path {file_name!r} of record {record} is absolute or leaves the "
+            msg = (f"{self.kind}: image path {file_name!r} of record {record}{in_file} is absolute or leaves the "
                    f"image root {self.image_root}; image paths must stay inside the root")
         return self.reject(reason, msg, file=file, record=record)
 

@@ -59,7 +59,7 @@ def test_csv_multiple_choice(root: Path) -> None:
         ("bad_value", "row 2 (line 4)",
          f"generic: row 2 (line 4) of {CSV}: answer 'hexagon' is not one of the choices ['circle', 'square']"),
         ("image_missing", "row 3 (line 5)",
-         f"generic: image 'missing.jpg' of record row 3 (line 5) not found at {os.path.join(str(root), 'missing.jpg')}"
+         f"generic: image 'missing.jpg' of record row 3 (line 5) in {CSV} not found at {os.path.join(str(root), 'missing.jpg')}"
          "; check `images` (the image root) and this source's `image_prefix`"),
         ("empty_question", "row 4 (line 6)",
          f"generic: row 4 (line 6) of {CSV}: column 'question' (question) is empty"),
@@ -94,7 +94,7 @@ def test_jsonl_captions_and_labels(root: Path) -> None:
         "the row is a list, expected an object of columns",
         "column 'cap' (caption) is empty",
         "no value in column(s) 'cls' (for label); the row has 'image', 'cap'. Fix the row or `columns`",
-        f"image path '../../etc/passwd' of record row 6 (line 8) is absolute or leaves the image root {root}; "
+        f"image path '../../etc/passwd' of record row 6 (line 8) in {JSONL} is absolute or leaves the image root {root}; "
         "image paths must stay inside the root",
         "column 'cap' (caption) holds {'x': 1}, expected text or a number",
     ]

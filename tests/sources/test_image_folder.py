@@ -53,7 +53,7 @@ def test_sorted_walk_labels_and_rejects(root: Path) -> None:
     rejects = [x for x in items if isinstance(x, Reject)]
     assert all(r.reason in REASONS for r in rejects)
     assert [(r.record, r.message) for r in rejects] == [
-        ("dog/link.jpg", f"image_folder: image path 'pets/dog/link.jpg' of record dog/link.jpg is absolute or "
+        ("dog/link.jpg", f"image_folder: image path 'pets/dog/link.jpg' of record dog/link.jpg in {top} is absolute or "
                          f"leaves the image root {root}; image paths must stay inside the root"),
         ("stray.jpg", f"image_folder: image stray.jpg lies directly in {top}, so it has no class; move it into "
                       f"{top}/<class_name>/"),

@@ -59,7 +59,7 @@ def test_flickr_records_and_rejects(root: Path) -> None:
     assert all(r.reason in REASONS for r in rejects)
     assert [r.message for r in rejects] == [
         f"karpathy: sentence 1 of image 10002456.jpg in {FLICKR} is empty (raw='   ')",
-        "karpathy: image '1000268201.jpg' of record 1000268201.jpg not found at "
+        f"karpathy: image '1000268201.jpg' of record 1000268201.jpg in {FLICKR} not found at "
         f"{os.path.join(str(root), 'flickr30k-images', '1000268201.jpg')}; check `images` (the image root) "
         "and this source's `image_prefix`",
         f"karpathy: images[3] in {FLICKR} has no 'split' key; each image needs filename, split, sentences",
@@ -69,7 +69,7 @@ def test_flickr_records_and_rejects(root: Path) -> None:
         "karpathy: sentence 0 of image 1000523639.jpg in "
         f"{FLICKR} has no 'raw' key (got {{'tokens': ['a', 'man', 'in', 'an', 'orange', 'hat'], 'imgid': 6, "
         "'sentid': 30})",
-        f"karpathy: image path '../../outside.jpg' of record ../../outside.jpg is absolute or leaves the image root "
+        f"karpathy: image path '../../outside.jpg' of record ../../outside.jpg in {FLICKR} is absolute or leaves the image root "
         f"{root}; image paths must stay inside the root",
         f"karpathy: images[8] in {FLICKR} is a str, expected an object {{filename, split, sentences}}",
     ]

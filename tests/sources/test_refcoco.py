@@ -100,7 +100,7 @@ def test_all_records_and_rejects_in_order(root: Path) -> None:
                        "40x40 image by more than 1 px")
     assert msgs[6] == (f"refcoco: ref 110 is on image 2 but its ann_id 11 is on image 1 in {INSTANCES}; "
                        "the refs and instances files do not belong together")
-    assert msgs[7] == ("refcoco: image 'COCO_train2014_000000000003.jpg' of record 3 not found at "
+    assert msgs[7] == (f"refcoco: image 'COCO_train2014_000000000003.jpg' of record 3 in {INSTANCES} not found at "
                        f"{os.path.join(str(root), 'train2014', 'COCO_train2014_000000000003.jpg')}; check `images` "
                        "(the image root) and this source's `image_prefix`")
     assert msgs[8] == (f"refcoco: refs 107 name image_id 4, which {INSTANCES} does not list; "

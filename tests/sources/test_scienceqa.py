@@ -61,7 +61,7 @@ def test_all_records_and_rejects_in_file_order(root: Path) -> None:
     assert all(r.reason in REASONS for r in rejects)
     assert [r.message for r in rejects] == [
         f"scienceqa: problem 3 in {PROBLEMS} has answer 5, which is not an index into its 2 choices (0..1)",
-        f"scienceqa: image 'test/4/image.png' of record 4 not found at "
+        f"scienceqa: image 'test/4/image.png' of record 4 in {PROBLEMS} not found at "
         f"{os.path.join(str(root), 'images', 'test/4/image.png')}; check `images` (the image root) and this "
         "source's `image_prefix`",
         f"scienceqa: problem 5 in {PROBLEMS} has no 'choices' key; a problem needs question, choices, answer, split",
