@@ -64,10 +64,21 @@ _NUM = r"-?\d+(?:\.\d+)?"
 _BOX_RE = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
 
 
-def _fmt(values: tuple[float, ...], decimals: int) -> str:
+def _fmt(values: tuple[float, ...], decimals: int, top: float | None = None) -> str:
+    """Write x1, y1, x2, y2 at `decimals` places. A box thinner than one unit of that precision would
+    collapse to zero width or height, which no parser accepts: it is widened to one unit instead
+    (towards the inside of [0, top] when `top`, the largest value the format allows, is given)."""
+    unit = 10.0 ** -decimals
+    q = [round(v, decimals) if decimals else float(round(v)) for v in values]
+    for lo, hi in ((0, 2), (1, 3)):
+        if q[hi] - q[lo] < unit / 2:
+            if top is not None and q[lo] + unit > top:
+                q[lo] = round(q[hi] - unit, decimals)
+            else:
+                q[hi] = round(q[lo] + unit, decimals)
     if decimals == 0:
-        return "[" + ", ".join(str(int(round(v))) for v in values) + "]"
-    return "[" + ", ".join(f"{v:.{decimals}f}" for v in values) + "]"
+        return "[" + ", ".join(str(int(v)) for v in q) + "]"
+    return "[" + ", ".join(f"{v:.{decimals}f}" for v in q) + "]"
 
 
 def _parse4(text: str) -> tuple[float, float, float, float]:
@@ -93,7 +104,7 @@ def _llava_render(b: Box, decimals: int) -> str:
     side = max(b.width, b.height)
     ox, oy = (side - b.width) / 2, (side - b.height) / 2
     vals = ((b.x1 + ox) / side, (b.y1 + oy) / side, (b.x2 + ox) / side, (b.y2 + oy) / side)
-    return _fmt(tuple(min(1.0, max(0.0, v)) for v in vals), decimals)
+    return _fmt(tuple(min(1.0, max(0.0, v)) for v in vals), decimals, top=1.0)
 
 
 def _llava_parse(text: str, width: int, height: int) -> Box:
@@ -108,7 +119,7 @@ def _norm1000_render(b: Box, decimals: int) -> str:
     def q(v: float, size: int) -> int:
         return min(999, max(0, int(round(v / size * 1000))))
 
-    return _fmt((q(b.x1, b.width), q(b.y1, b.height), q(b.x2, b.width), q(b.y2, b.height)), 0)
+    return _fmt((q(b.x1, b.width), q(b.y1, b.height), q(b.x2, b.width), q(b.y2, b.height)), 0, top=999)
 
 
 def _norm1000_parse(text: str, width: int, height: int) -> Box:
@@ -118,7 +129,7 @@ def _norm1000_parse(text: str, width: int, height: int) -> Box:
 
 
 def _absolute_render(b: Box, decimals: int) -> str:
-    return _fmt((b.x1, b.y1, b.x2, b.y2), decimals)
+    return _fmt((b.x1, b.y1, b.x2, b.y2), decimals, top=None)
 
 
 def _absolute_parse(text: str, width: int, height: int) -> Box:
@@ -128,7 +139,7 @@ def _absolute_parse(text: str, width: int, height: int) -> Box:
 
 def _norm1_render(b: Box, decimals: int) -> str:
     vals = (b.x1 / b.width, b.y1 / b.height, b.x2 / b.width, b.y2 / b.height)
-    return _fmt(tuple(min(1.0, max(0.0, v)) for v in vals), decimals)
+    return _fmt(tuple(min(1.0, max(0.0, v)) for v in vals), decimals, top=1.0)
 
 
 def _norm1_parse(text: str, width: int, height: int) -> Box:

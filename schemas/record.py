@@ -77,3 +77,6 @@ class AnnotationRecord(BaseModel):
     refs: list[RefExpr] = Field(default_factory=list)
     label: str | None = None
     ocr_tokens: list[str] = Field(default_factory=list)
+    #: Object categories some of whose annotations on this image were left out (rejected, or crowd regions
+    #: dropped by `include_crowd: false`): how many of them there are is unknown, so they are not counted.
+    incomplete_categories: list[str] = Field(default_factory=list)

@@ -42,6 +42,7 @@ REASONS: dict[str, str] = {
     "answer_too_short": "a generated answer is shorter than generate.filters allows",
     "answer_too_long": "a generated answer is longer than generate.filters.max_answer_words",
     "repetitive_answer": "a generated answer loops (repeats the same words over and over)",
+    "copies_example": "a generated answer copies the prompt's few-shot example instead of describing the image",
     "wrong_language": "a generated question or answer is not in the requested language",
     # tune (pipeline/tune)
     "too_long_for_model": "the tokenized sample, visual tokens included, is longer than tune.model.max_length",

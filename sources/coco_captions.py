@@ -79,7 +79,12 @@ class CocoReader(TwoPhaseSource):
         """One annotation to its record item (Caption, ObjectAnn), None to leave it out; BadField if bad."""
         raise NotImplementedError
 
-    def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any]) -> AnnotationRecord:
+    def category_of(self, ann: dict[str, Any]) -> str | None:
+        """The category of an annotation, for files that have categories (instances)."""
+        return None
+
+    def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any],
+                    incomplete: list[str] | None = None) -> AnnotationRecord:
         raise NotImplementedError
 
     # ---- the shared read loop ---------------------------------------------------------------
@@ -157,16 +162,20 @@ class CocoReader(TwoPhaseSource):
             return [r]
         out: list[Item] = []
         items = []
+        incomplete: set[str] = set()
         for i, ann in anns:
             try:
                 item = self.parse(ann, width, height)
             except BadField as e:
                 out.append(self._bad(e, _ann_name(ann, i), image_id=iid))
+                cat = self.category_of(ann)
+                if cat:
+                    incomplete.add(cat)
                 continue
             if item is not None:
                 items.append(item)
-        if items:
-            out.append(self.make_record(str(iid), ref, self.split, items))
+        if any(not isinstance(x, Dropped) for x in items):
+            out.append(self.make_record(str(iid), ref, self.split, items, sorted(incomplete)))
         return out
 
     def _bad(self, err: BadField, record: Any, *, what: str = "annotation", image_id: Any = None,
@@ -174,6 +183,14 @@ class CocoReader(TwoPhaseSource):
         label = f"{what} {record}" if image_id is None else f"{what} {record} (image {image_id})"
         return self.reject(err.reason, field_message(self.kind, label, self.options.path, err),
                            file=self.options.path, record=record, ann_ids=ann_ids)
+
+
+class Dropped:
+    """An annotation left out on purpose (e.g. a crowd region with `include_crowd: false`): not an error and
+    not part of the record, but its category can no longer be counted on that image."""
+
+    def __init__(self, category: str | None) -> None:
+        self.category = category
 
 
 def _ann_name(ann: dict[str, Any], index: int) -> str:
@@ -198,6 +215,7 @@ class CocoCaptionsSource(CocoReader):
         aid = ann.get("id")
         return Caption(text=text, ann_id=None if aid is None else str(aid))
 
-    def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any]) -> AnnotationRecord:
+    def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any],
+                    incomplete: list[str] | None = None) -> AnnotationRecord:
         return AnnotationRecord(id=image_id, source=self.name, source_kind=self.kind, file=self.options.path,
                                 image=image, split=split, captions=items)

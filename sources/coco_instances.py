@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from schemas.box import Box
 from schemas.record import AnnotationRecord, ObjectAnn
 from sources.base import SourceError
-from sources.coco_captions import CocoOptions, CocoReader
+from sources.coco_captions import CocoOptions, CocoReader, Dropped
 from sources.fields import BadField, clean_text, get_id, required_size
 
 
@@ -72,7 +72,7 @@ class CocoInstancesSource(CocoReader):
         assert width is not None and height is not None
         crowd = bool(ann.get("iscrowd", 0))
         if crowd and not self.include_crowd:
-            return None
+            return Dropped(self.category_of(ann))
         cid = get_id(ann, "category_id")
         category = self.categories.get(cid)
         if category is None:
@@ -97,6 +97,15 @@ class CocoInstancesSource(CocoReader):
         aid = ann.get("id")
         return ObjectAnn(category=category, box=box, ann_id=None if aid is None else str(aid), iscrowd=crowd)
 
-    def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any]) -> AnnotationRecord:
+    def category_of(self, ann: dict[str, Any]) -> str | None:
+        cid = ann.get("category_id")
+        return self.categories.get(cid) if isinstance(cid, (int, str)) else None
+
+    def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any],
+                    incomplete: list[str] | None = None) -> AnnotationRecord:
+        objects = [o for o in items if not isinstance(o, Dropped)]
+        dropped = {o.category for o in items if isinstance(o, Dropped) and o.category}
+        dropped.update(incomplete or ())
         return AnnotationRecord(id=image_id, source=self.name, source_kind=self.kind, file=self.options.path,
-                                image=image, split=split, objects=items)
+                                image=image, split=split, objects=objects, incomplete_categories=sorted(dropped))
+

@@ -235,7 +235,8 @@ def _build_grounded_caption(record: AnnotationRecord, opts: BuildOptions) -> Bui
 
 def _build_counting(record: AnnotationRecord, opts: BuildOptions) -> Built:
     # A category with a crowd region cannot be counted (the crowd holds an unknown number), so it is left out.
-    crowded = {o.category for o in record.objects if o.iscrowd}
+    # So is a category some of whose annotations the source had to leave out (incomplete_categories).
+    crowded = {o.category for o in record.objects if o.iscrowd} | set(record.incomplete_categories)
     per_cat: dict[str, list[str]] = {}
     for i, o in enumerate(record.objects):
         if o.iscrowd or o.category in crowded:

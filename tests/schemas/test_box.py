@@ -58,3 +58,15 @@ def test_unknown_format_names_the_choices() -> None:
 def test_parse_without_box() -> None:
     with pytest.raises(ValueError, match="no box"):
         parse_box("no numbers here", "llava", 10, 10)
+
+
+@pytest.mark.parametrize("fmt", sorted(BOX_FORMATS))
+def test_thin_boxes_never_collapse_when_rounded(fmt: str) -> None:
+    # 1.4 px wide at the right edge of a 352 px image: 2 decimals of [0,1] cannot tell x1 from x2
+    for box in [Box(x1=351.5, y1=0, x2=352.9, y2=5, width=352, height=230),
+                Box(x1=0, y1=100.1, x2=3, y2=100.3, width=352, height=230)]:
+        text = render_box(box, fmt)
+        back = parse_box(text, fmt, 352, 230)  # would raise "box has no area" if it collapsed
+        assert back.x2 > back.x1 and back.y2 > back.y1
+    assert render_box(Box(x1=351.5, y1=0, x2=352.9, y2=5, width=352, height=230), "llava") == \
+        "[0.99, 0.17, 1.00, 0.19]"

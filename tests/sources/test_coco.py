@@ -175,9 +175,9 @@ def test_captions_whole_file_errors(root: Path, tmp_path: Path) -> None:
 # ---- instances ------------------------------------------------------------------------------
 
 
-def instance_record(i: int, objects: list[ObjectAnn]) -> AnnotationRecord:
+def instance_record(i: int, objects: list[ObjectAnn], incomplete: list[str] | None = None) -> AnnotationRecord:
     return AnnotationRecord(id=str(i), source="coco_instances", source_kind="coco_instances", file=INSTANCES,
-                            image=image(i), split="val", objects=objects)
+                            image=image(i), split="val", objects=objects, incomplete_categories=incomplete or [])
 
 
 def test_instances_records_boxes_and_rejects(root: Path) -> None:
@@ -199,7 +199,7 @@ def test_instances_records_boxes_and_rejects(root: Path) -> None:
     assert items[5] == instance_record(37777, [
         ObjectAnn(category="chair", box=box(100, 100, 120.5, 110.25, 37777), ann_id="16"),
         ObjectAnn(category="dog", box=box(351.5, 0, 352.9, 5, 37777), ann_id="19"),  # within 1 px
-    ])
+    ], incomplete=["chair"])  # chairs 14, 15 and 17 were rejected: the image's chairs cannot be counted
     msgs = {x.record: x.message for x in items if isinstance(x, Reject)}
     assert msgs["13"] == (f"coco_instances: annotation 13 (image 397133) in {INSTANCES} has category_id 99, which "
                           "the file's 'categories' does not list; it is skipped; add the category to the file's "
@@ -213,6 +213,8 @@ def test_instances_records_boxes_and_rejects(root: Path) -> None:
 def test_instances_include_crowd_false_leaves_crowd_off(root: Path) -> None:
     items = read_instances(root, include_crowd=False)
     assert [o.ann_id for o in items[1].objects] == ["10", "11"]
+    # the crowd of people is gone from the record, so people on 397133 can no longer be counted
+    assert items[1].incomplete_categories == ["person"]
     assert shape(items) == shape(read_instances(root))
 
 
