@@ -83,8 +83,12 @@ class CocoReader(TwoPhaseSource):
         """The category of an annotation, for files that have categories (instances)."""
         return None
 
+    def extra_for(self, image_id: Any) -> Any:
+        """Data joined from another file for this image (instances: its captions), found in the driver."""
+        return None
+
     def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any],
-                    incomplete: list[str] | None = None) -> AnnotationRecord:
+                    incomplete: list[str] | None = None, extra: Any = None) -> AnnotationRecord:
         raise NotImplementedError
 
     # ---- the shared read loop ---------------------------------------------------------------
@@ -132,7 +136,7 @@ class CocoReader(TwoPhaseSource):
             anns = groups.pop(iid, None)
             if not anns:
                 continue
-            yield RawUnit(self.name, (iid, image, anns))
+            yield RawUnit(self.name, (iid, image, anns, self.extra_for(iid)))
             n += 1
 
         yield from late
@@ -147,7 +151,7 @@ class CocoReader(TwoPhaseSource):
 
     def parse_unit(self, payload: Any) -> list[Item]:
         """One image and its annotations: check the image file, parse each annotation, build the record."""
-        iid, image, anns = payload
+        iid, image, anns, extra = payload
         path = self.options.path
         ann_ids = [_ann_name(a, i) for i, a in anns]
         try:
@@ -175,7 +179,7 @@ class CocoReader(TwoPhaseSource):
             if item is not None:
                 items.append(item)
         if any(not isinstance(x, Dropped) for x in items):
-            out.append(self.make_record(str(iid), ref, self.split, items, sorted(incomplete)))
+            out.append(self.make_record(str(iid), ref, self.split, items, sorted(incomplete), extra))
         return out
 
     def _bad(self, err: BadField, record: Any, *, what: str = "annotation", image_id: Any = None,
@@ -216,6 +220,6 @@ class CocoCaptionsSource(CocoReader):
         return Caption(text=text, ann_id=None if aid is None else str(aid))
 
     def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any],
-                    incomplete: list[str] | None = None) -> AnnotationRecord:
+                    incomplete: list[str] | None = None, extra: Any = None) -> AnnotationRecord:
         return AnnotationRecord(id=image_id, source=self.name, source_kind=self.kind, file=self.options.path,
                                 image=image, split=split, captions=items)

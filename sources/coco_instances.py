@@ -18,8 +18,8 @@ import math
 from typing import Any, ClassVar
 
 from schemas.box import Box
-from schemas.record import AnnotationRecord, ObjectAnn
-from sources.base import SourceError
+from schemas.record import AnnotationRecord, Caption, ObjectAnn
+from sources.base import SourceError, load_json, require_keys
 from sources.coco_captions import CocoOptions, CocoReader, Dropped
 from sources.fields import BadField, clean_text, get_id, required_size
 
@@ -29,6 +29,11 @@ class CocoInstancesOptions(CocoOptions):
 
     #: Keep crowd regions (flagged `iscrowd`) on the record.
     include_crowd: bool = True
+    #: Optional COCO captions file of the same images: its captions join the records, so tasks that need
+    #: captions and boxes together (grounded_caption) can use them.
+    captions: str | None = None
+
+    path_keys: ClassVar[tuple[str, ...]] = ("path", "captions")
 
 
 class CocoInstancesSource(CocoReader):
@@ -44,7 +49,10 @@ class CocoInstancesSource(CocoReader):
             return "; it has no 'categories': is this a captions file? Use kind coco_captions for it"
         return super().wrong_kind_hint(data)
 
+    driver_only = ("captions_by_image",)
+
     def setup_file(self, data: dict[str, Any]) -> None:
+        self.captions_by_image = self._load_captions()
         path = self.options.path
         cats = data["categories"]
         if not isinstance(cats, list):
@@ -97,15 +105,37 @@ class CocoInstancesSource(CocoReader):
         aid = ann.get("id")
         return ObjectAnn(category=category, box=box, ann_id=None if aid is None else str(aid), iscrowd=crowd)
 
+    def _load_captions(self) -> dict[Any, list[Caption]]:
+        """The joined captions file, by image id (empty without one). A bad caption here is skipped: the
+        file's own `coco_captions` source reports it; this join only adds context."""
+        path = getattr(self.options, "captions", None)
+        if not path:
+            return {}
+        expect = "a COCO captions file (captions_*.json) with 'images' and 'annotations'"
+        data = load_json(path, self.kind, expect)
+        require_keys(data, ("annotations",), self.kind, path, expect, " (given as `captions:`)")
+        out: dict[Any, list[Caption]] = {}
+        for ann in data["annotations"] if isinstance(data["annotations"], list) else []:
+            if not isinstance(ann, dict):
+                continue
+            text, iid, aid = ann.get("caption"), ann.get("image_id"), ann.get("id")
+            if isinstance(text, str) and text.strip() and isinstance(iid, (int, str)):
+                out.setdefault(iid, []).append(Caption(text=clean_text(text), ann_id=None if aid is None else str(aid)))
+        return out
+
+    def extra_for(self, image_id: Any) -> Any:
+        return self.captions_by_image.get(image_id)
+
     def category_of(self, ann: dict[str, Any]) -> str | None:
         cid = ann.get("category_id")
         return self.categories.get(cid) if isinstance(cid, (int, str)) else None
 
     def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any],
-                    incomplete: list[str] | None = None) -> AnnotationRecord:
+                    incomplete: list[str] | None = None, extra: Any = None) -> AnnotationRecord:
         objects = [o for o in items if not isinstance(o, Dropped)]
         dropped = {o.category for o in items if isinstance(o, Dropped) and o.category}
         dropped.update(incomplete or ())
         return AnnotationRecord(id=image_id, source=self.name, source_kind=self.kind, file=self.options.path,
-                                image=image, split=split, objects=objects, incomplete_categories=sorted(dropped))
+                                image=image, split=split, objects=objects, incomplete_categories=sorted(dropped),
+                                captions=list(extra or []))
 

@@ -85,6 +85,7 @@ def _bad_inputs(tmp_path: Path) -> Path:
                      {"id": 11, "image_id": 1, "category_id": 1, "bbox": [10, 10, -5, 20], "iscrowd": 0},
                      {"id": 12, "image_id": 1, "category_id": 1, "bbox": [90, 10, 40, 20], "iscrowd": 0},
                      {"id": 13, "image_id": 2, "category_id": 7, "bbox": [10, 10, 20, 20], "iscrowd": 0},
+                     {"id": 14, "image_id": 2, "category_id": 1, "bbox": [30, 30, 20, 20], "iscrowd": 0},
                  ]}
     (tmp_path / "captions.json").write_text(json.dumps(captions))
     (tmp_path / "instances.json").write_text(json.dumps(instances))
@@ -110,6 +111,8 @@ def test_bad_records_become_rejects_with_reasons_and_counts_add_up(runner: RayRu
         ("coco_captions", "unknown_image", "6"),
         ("coco_instances", "box_invalid", "11"),
         ("coco_instances", "box_outside_image", "12"),
+        # two of image 1's three people were rejected, so they cannot be counted: nothing left to ask
+        ("coco_instances", "no_task", "1"),
         ("coco_instances", "unknown_category", "13"),
     ]
     by = {r["record"]: r for r in rejects}
@@ -118,7 +121,8 @@ def test_bad_records_become_rejects_with_reasons_and_counts_add_up(runner: RayRu
     assert all(r["lineage"]["source"] == r["source"] for r in rejects)
     rows = json.loads((tmp_path / "out" / "llava" / "bad.json").read_text())
     assert [r["id"] for r in rows] == ["coco_captions/1/caption_short/0", "coco_captions/2/caption_short/0",
-                                       "coco_instances/1/counting/0"]
+                                       "coco_instances/2/counting/0"]
+    assert rows[2]["conversations"][1]["value"] == "1"
     s = result.stats
     assert s["rejects"]["total"] == len(rejects)
     assert s["samples"]["accepted"] == len(rows) and s["records"]["adds_up"]

@@ -248,3 +248,19 @@ def test_instances_limit_and_splits(root: Path) -> None:
     assert shape(read_instances(root, limit=1)) == [("unknown_category", "13"), ("record", "397133")]
     assert read_instances(root, splits=["train"]) == []
     assert len([x for x in read_instances(root, splits=["val"]) if isinstance(x, AnnotationRecord)]) == 2
+
+
+def test_instances_join_captions_for_grounded_captions(root: Path) -> None:
+    items = read_instances(root, captions=CAPTIONS)
+    rec = items[1]
+    assert rec.id == "397133" and [o.ann_id for o in rec.objects] == ["10", "11", "12"]
+    assert [(c.ann_id, c.text) for c in rec.captions] == [
+        (c.ann_id, c.text) for c in read_captions(root)[1].captions]
+    assert rec.captions  # the join added something
+
+
+def test_instances_captions_must_be_a_captions_file(root: Path) -> None:
+    bad = root / "not_captions.json"
+    bad.write_text(json.dumps({"images": []}))
+    with pytest.raises(SourceError, match=r"has no 'annotations' key.*given as `captions:`"):
+        read_instances(root, captions=str(bad))

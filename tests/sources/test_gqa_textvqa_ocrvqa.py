@@ -207,8 +207,9 @@ def test_registry_has_the_coco_vqa_family() -> None:
         assert REGISTRY[kind] is cls and get_source(kind) is cls and cls.kind == kind
     assert VQAv2Source.Options.path_keys == ("questions", "annotations")
     assert OKVQASource.Options.path_keys == ("questions", "annotations")
-    for kind in ("coco_captions", "coco_instances", "gqa", "textvqa", "ocrvqa"):
+    for kind in ("coco_captions", "gqa", "textvqa", "ocrvqa"):
         assert REGISTRY[kind].Options.path_keys == ("path",)
+    assert REGISTRY["coco_instances"].Options.path_keys == ("path", "captions")
 
 
 def test_recipe_resolves_the_vqa_file_keys(tmp_path: Path) -> None:
