@@ -119,7 +119,9 @@ def build_stages(recipe: Recipe, writers: list[Writer], sources: dict[str, Sourc
         stages.append(AdaptStage(seed=recipe.seed, tasks=a.tasks, styles=dict(a.styles),
                                  template_dirs=list(a.templates),
                                  group_max_turns=a.group_per_image.max_turns if a.group_per_image else None,
-                                 captions_per_image=a.captions_per_image))
+                                 captions_per_image=a.captions_per_image,
+                                 source_tasks={s.source_name: list(s.tasks) for s in recipe.sources
+                                               if s.tasks is not None}))
     v = recipe.validate_
     stages.append(ValidateStage(max_chars_per_turn=v.max_chars_per_turn, max_turns=v.max_turns,
                                 max_images=v.max_images))
@@ -214,6 +216,7 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     usage = [u for u in (w.usage(w.folder(out), recipe.images) for w in writers) if u]
     meta = {"recipe": recipe_as_resolved(recipe), "versions": versions(), "workers": n_workers,
             "seconds": {k: round(v, 3) for k, v in times.items()},
+            "driver_cpu_seconds": round(time.process_time(), 3),
             "worker_cpu_seconds": {seg: ms / 1000 for (kind, seg, _), ms in runner.ledger.items() if kind == "cpu_ms"},
             "outputs": [str(p) for p in files]}
     files.append(atomic_write_text(out / "run.json", json.dumps(meta, indent=2) + "\n"))

@@ -179,6 +179,12 @@ def parse_recipe(data: Any, base_dir: str | os.PathLike[str] = ".", path: str | 
                 errors.append(f"{key}.{pk}: file not found: {full}. Fix the path (relative paths are "
                               f"resolved against the recipe's folder {base})")
         opts = opts.model_copy(update=updates)
+        if opts.tasks is not None:
+            from pipeline.adapt.tasks import TASKS
+
+            for t in opts.tasks:
+                if t not in TASKS:
+                    errors.append(f"{key}.tasks: unknown task {t!r}. Choose from: {', '.join(TASKS)}")
         nm = opts.source_name
         if nm in names:
             errors.append(f"{key}.name: source name {nm!r} is also used by sources[{names[nm]}]. "

@@ -57,6 +57,8 @@ class SourceOptions(BaseModel):
     limit: int | None = Field(default=None, ge=1)
     #: Folder inside the recipe's image root that this source's image file names are relative to.
     image_prefix: str = ""
+    #: The adapt tasks this source's records may feed; None = every task of `adapt.tasks`.
+    tasks: list[str] | None = None
 
     #: Keys whose values are input paths (checked for existence before any work starts).
     path_keys: ClassVar[tuple[str, ...]] = ("path",)

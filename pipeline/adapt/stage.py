@@ -86,6 +86,8 @@ class AdaptStage(Stage):
     group_max_turns: int | None = None
     #: Short captions per image for caption_short (a seeded choice among its distinct captions).
     captions_per_image: int = 1
+    #: Per source name, the only tasks its records feed (a source's `tasks` option); absent = all.
+    source_tasks: dict[str, list[str]] = field(default_factory=dict)
 
     # Compiled templates: built on first use and left out of pickles (Ray ships the stage to workers).
     _compiled: _Compiled | None = field(default=None, init=False, repr=False, compare=False)
@@ -188,7 +190,10 @@ class AdaptStage(Stage):
         samples: list[Item] = []
         rejects: list[Item] = []
         reported: set[tuple[str, str | None]] = set()
+        allowed = self.source_tasks.get(record.source)
         for spec in c.specs:
+            if allowed is not None and spec.name not in allowed:
+                continue
             if not spec.applies(record):
                 continue
             exchanges: list[Exchange] = []
