@@ -58,9 +58,8 @@ def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iter
     for (stage, kind, source), n in ledger.items():
         if stage == "parse" and kind in ("AnnotationRecord", "Sample"):
             per_source.setdefault(source, blank())["records"] += n
-    for sh in shards:
-        for src in sh.source:
-            per_source.setdefault(src, blank())["samples_accepted"] += 1
+    for src, n in Counter(s for sh in shards for s in sh.source).items():
+        per_source.setdefault(src, blank())["samples_accepted"] += n
     for r in rejects:
         ps = per_source.setdefault(r.source, blank())
         ps["rejects"][r.reason] += 1
@@ -70,13 +69,14 @@ def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iter
         ps["rejects"] = _sorted(ps["rejects"])
 
     def per(column: str, attr: str) -> dict[str, dict[str, int]]:
-        acc: dict[str, Counter[str]] = {}
+        accepted: Counter[str] = Counter()
         for sh in shards:
-            for v in getattr(sh, column):
-                acc.setdefault(v or "-", Counter())["accepted"] += 1
-        for r in validate_rejects:
-            acc.setdefault(getattr(r, attr) or "-", Counter())["rejected"] += 1
-        return {k: {"accepted": acc[k]["accepted"], "rejected": acc[k]["rejected"]} for k in sorted(acc)}
+            accepted.update(getattr(sh, column))
+        rejected = Counter(getattr(r, attr) for r in validate_rejects)
+        keys = {k or "-" for k in (*accepted, *rejected)}
+        acc = Counter({(k or "-"): n for k, n in accepted.items()})
+        rej = Counter({(k or "-"): n for k, n in rejected.items()})
+        return {k: {"accepted": acc[k], "rejected": rej[k]} for k in sorted(keys)}
 
     accepted = sum(len(sh) for sh in shards)
     text_only = sum(sum(sh.text_only) for sh in shards)
