@@ -36,7 +36,9 @@ def _sorted(c: Counter[str]) -> dict[str, int]:
 def records_accounting(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Sequence[Reject]
                        ) -> dict[str, Any]:
     """Every record that reached the adapt stage gave at least one sample or was rejected whole."""
-    n_records = sum(n for (stage, kind, _), n in ledger.items() if stage == "parse" and kind == "AnnotationRecord")
+    # A text-only source's row comes out of the parse stage as a Sample: it counts as a record read.
+    n_records = sum(n for (stage, kind, _), n in ledger.items()
+                    if stage == "parse" and kind in ("AnnotationRecord", "Sample"))
     used = {k for sh in shards for k in sh.record_keys}
     used.update(r.sample_id.rsplit("/", 2)[0] for r in rejects if r.stage == "validate" and r.sample_id)
     whole = sum(1 for r in rejects if r.reason == "no_task")

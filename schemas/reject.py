@@ -44,6 +44,17 @@ REASONS: dict[str, str] = {
     "repetitive_answer": "a generated answer loops (repeats the same words over and over)",
     "copies_example": "a generated answer copies the prompt's few-shot example instead of describing the image",
     "wrong_language": "a generated question or answer is not in the requested language",
+    # text-only sources (alpaca, sharegpt, dolly, openai_messages, hf_dataset)
+    "unknown_role": "a conversation turn has a role that maps to none of system, user, assistant",
+    "system_not_first": "a system message comes after the conversation began (only leading ones are kept)",
+    "empty_conversation": "no user/assistant exchange is left in the conversation (after safe repairs)",
+    # dedup and mix (pipeline/dedup.py, pipeline/mix.py)
+    "duplicate_exact": "the sample has the same images and the same text (after normalisation) as an earlier "
+                       "sample; `duplicate_of` names the one kept",
+    "duplicate_near": "the sample has the same images as an earlier sample and nearly the same text (dedup.near); "
+                      "`duplicate_of` names the one kept",
+    "not_mixed": "a text-only sample the mix stage did not pick: mix.text_only_share (and the source weights and "
+                 "caps) leave no room for it",
     # tune (pipeline/tune)
     "too_long_for_model": "the tokenized sample, visual tokens included, is longer than tune.model.max_length",
 }
@@ -64,3 +75,5 @@ class Reject(BaseModel):
     task: str | None = None
     template_id: str | None = None
     lineage: Lineage | None = None
+    #: For duplicates (dedup stage): the id of the earlier sample that was kept.
+    duplicate_of: str | None = None

@@ -14,6 +14,11 @@ from sources.image_folder import ImageFolderSource
 from sources.karpathy import KarpathySource
 from sources.refcoco import RefCOCOgSource, RefCOCOPlusSource, RefCOCOSource
 from sources.scienceqa import ScienceQASource
+from sources.alpaca import AlpacaSource
+from sources.dolly import DollySource
+from sources.hf_dataset import HFDatasetSource
+from sources.openai_messages import OpenAIMessagesSource
+from sources.sharegpt import ShareGPTSource
 
 REGISTRY: dict[str, type[Source]] = {
     "coco_captions": CocoCaptionsSource,
@@ -31,6 +36,11 @@ REGISTRY: dict[str, type[Source]] = {
     "flickr30k": KarpathySource,
     "image_folder": ImageFolderSource,
     "generic": GenericSource,
+    "alpaca": AlpacaSource,
+    "sharegpt": ShareGPTSource,
+    "dolly": DollySource,
+    "openai_messages": OpenAIMessagesSource,
+    "hf_dataset": HFDatasetSource,
 }
 
 

@@ -498,11 +498,101 @@ def test_golden_generic_jsonl_captions_and_labels(tmp_path: Path) -> None:
                        ("image_path_escapes_root", "row 6 (line 8)"), ("bad_value", "row 8 (line 10)")]
 
 
+# ---- text-only sources (rows -> samples directly; LLaVA has no system role, so the writer puts a system
+# message before the first user text, after a blank line) -------------------------------------------------
+
+TEXT = ASSETS / "text"
+
+
+def _chat(sid: str, *texts: str) -> dict[str, Any]:
+    """One text-only LLaVA record whose turns alternate human, gpt, human, ..."""
+    return {"id": sid, "conversations": [{"from": "gpt" if i % 2 else "human", "value": t}
+                                         for i, t in enumerate(texts)]}
+
+
+def test_golden_alpaca() -> None:
+    records, rejects = run_golden({"kind": "alpaca", "path": str(TEXT / "alpaca.json")}, TEXT)
+    assert records == [
+        _chat("alpaca/0/text/0", "Name the largest planet in the Solar System.", "Jupiter."),
+        _chat("alpaca/1/text/0", "Translate the sentence into French.\n\nGood morning, friends.", "Bonjour, les amis."),
+        _chat("alpaca/2/text/0", "What does the &lt;image&gt; tag mark in LLaVA training data?",
+              "It marks where the picture goes in the prompt."),
+        _chat("alpaca/3/text/0", "You are a patient maths tutor.\n\nWhat is the square of 11?", "121.",
+              "And the square of 12?", "144."),
+        _chat("alpaca/4/text/0", "What is 6 times 7?", "42"),
+        _chat("alpaca/greeting/text/0", "Say goodbye.", "Goodbye."),
+    ]
+    assert rejects == [("empty_question", "5"), ("missing_key", "6"), ("empty_answer", "7"), ("bad_value", "8"),
+                       ("bad_value", "9"), ("bad_value", "10"), ("bad_value", "1")]
+
+
+def test_golden_sharegpt() -> None:
+    records, rejects = run_golden({"kind": "sharegpt", "path": str(TEXT / "sharegpt.json")}, TEXT)
+    assert records == [
+        _chat("sharegpt/plain/text/0", "What is the boiling point of water at sea level?", "100 degrees Celsius.",
+              "And in Fahrenheit?", "212 degrees Fahrenheit."),
+        _chat("sharegpt/system/text/0", "Answer in one word.\n\nWhat colour is grass?", "Green."),
+        _chat("sharegpt/leading/text/0", "What is 2 + 2?", "4."),
+        _chat("sharegpt/merge/text/0", "I have a question.\n\nWhat is the capital of Italy?",
+              "Rome.\n\nIt has been the capital since 1871."),
+        _chat("sharegpt/trailing/text/0", "Name a prime number.", "7."),
+        _chat("sharegpt/trailing_empty/text/0", "Spell cat backwards.", "tac"),
+        _chat("sharegpt/systems/text/0", "You are helpful.\n\nBe brief.\n\nOpposite of hot?", "Cold.",
+              "Opposite of up?", "Down.", "Opposite of left?", "Right."),
+        _chat("sharegpt/row_system/text/0", "Reply politely.\n\nThanks for the help.", "You are welcome."),
+        _chat("sharegpt/18/text/0", "Why does my &lt;image&gt; tag show up as text?",
+              "Because &lt;image&gt; here is a literal string."),
+    ]
+    assert rejects == [("unknown_role", "unknown_role"), ("system_not_first", "system_late"),
+                       ("empty_turn", "empty_middle"), ("empty_conversation", "only_gpt"),
+                       ("empty_conversation", "no_turns"), ("empty_conversation", "only_human"),
+                       ("missing_key", "no_conversations"), ("missing_key", "no_value"),
+                       ("bad_value", "value_object"), ("bad_value", "plain")]
+
+
+def test_golden_dolly() -> None:
+    records, rejects = run_golden({"kind": "dolly", "path": str(TEXT / "dolly.jsonl")}, TEXT)
+    assert records == [
+        _chat("dolly/0/text/0", "The Eiffel Tower was built for the 1889 World's Fair in Paris and was completed in "
+                                "March 1889.\n\nWhen was the tower completed?", "It was completed in March 1889."),
+        _chat("dolly/1/text/0", "Give me three primary colours of paint.", "Red, yellow and blue."),
+        _chat("dolly/6/text/0", "Is &lt;image&gt; an HTML tag?", "No, HTML has <img>."),
+    ]
+    assert rejects == [("bad_value", "2"), ("empty_answer", "3"), ("missing_key", "4"), ("bad_value", "5")]
+
+
+def test_golden_openai_messages() -> None:
+    records, rejects = run_golden({"kind": "openai_messages", "path": str(TEXT / "openai.jsonl")}, TEXT)
+    assert records == [
+        _chat("openai_messages/0/text/0", "You are a concise assistant.\n\nWhat is the chemical symbol for gold?",
+              "Au."),
+        _chat("openai_messages/1/text/0", "Add these numbers:\n15 and 27", "42"),
+        _chat("openai_messages/2/text/0", "Answer with a number.\n\nHow many legs does a spider have?", "8"),
+        _chat("openai_messages/7/text/0", "What is the opposite of day?", "Night."),
+    ]
+    assert rejects == [("bad_value", "3"), ("unknown_role", "4"), ("missing_key", "5"), ("bad_value", "6"),
+                       ("missing_key", "8"), ("bad_value", "9")]
+
+
+def test_golden_hf_dataset(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "chats"
+    datasets.Dataset.from_list([
+        {"id": "x1", "conversations": [{"from": "human", "value": "Largest ocean?"}, {"from": "gpt", "value": "The "
+                                       "Pacific."}]},
+        {"id": "x2", "conversations": [{"from": "gpt", "value": "Hi!"}, {"from": "human", "value": "Hello."}]},
+    ]).save_to_disk(str(folder))
+    records, rejects = run_golden({"kind": "hf_dataset", "path": str(folder)}, tmp_path)
+    assert records == [_chat("hf_dataset/x1/text/0", "Largest ocean?", "The Pacific.")]
+    assert rejects == [("empty_conversation", "x2")]
+
+
 # ---- coverage ----------------------------------------------------------------------------------------------
 
 #: The kinds the goldens above cover; a new registered source needs a golden here.
 GOLDEN_KINDS = {"coco_captions", "coco_instances", "vqav2", "okvqa", "gqa", "textvqa", "ocrvqa", "refcoco",
-                "refcoco_plus", "refcocog", "scienceqa", "karpathy", "flickr30k", "image_folder", "generic"}
+                "refcoco_plus", "refcocog", "scienceqa", "karpathy", "flickr30k", "image_folder", "generic",
+                "alpaca", "sharegpt", "dolly", "openai_messages", "hf_dataset"}
 
 
 def test_every_registered_source_has_a_golden() -> None:
