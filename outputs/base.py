@@ -65,6 +65,8 @@ class Writer(ABC):
     kind: ClassVar[str]
     #: Whether the format can hold text-only samples (no image).
     accepts_text_only: ClassVar[bool] = True
+    #: Whether the format can hold samples with images (False: a text-only format such as OpenAI chat).
+    accepts_images: ClassVar[bool] = True
 
     def __init__(self, fmt: OutputFormat, dataset_name: str) -> None:
         self.fmt = fmt

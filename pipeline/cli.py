@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(fn=cmd_build)
 
     v = sub.add_parser("validate", help="check an existing dataset file against a trainer's loading rules")
-    v.add_argument("path", help="the dataset file (JSON)")
-    v.add_argument("--format", required=True, help="llava or llamafactory")
+    v.add_argument("path", help="the dataset file (JSON or JSONL); for hf and trl also a .parquet file, a folder "
+                                "of them or a save_to_disk folder")
+    v.add_argument("--format", required=True, help="llava, llamafactory, hf, trl or openai_chat")
     v.add_argument("--images", help="image folder to check that image files exist")
     v.set_defaults(fn=cmd_validate)
 

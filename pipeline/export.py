@@ -48,14 +48,15 @@ class ExportStage(Stage):
     def process_batch(self, items: list[Item]) -> list[Item | ExportedShard]:  # type: ignore[override]
         shard = ExportedShard(rows=[[] for _ in self.writers])
         out: list[Item | ExportedShard] = []
-        encoders = [(w.encode, w.accepts_text_only, rows) for w, rows in zip(self.writers, shard.rows)]
+        encoders = [(w.encode, w.accepts_text_only, w.accepts_images, rows)
+                    for w, rows in zip(self.writers, shard.rows)]
         for it in items:
             if not isinstance(it, Sample):
                 out.append(it)
                 continue
             has_image = bool(it.images)
-            for encode, text_ok, rows in encoders:
-                rows.append(encode(it) if (text_ok or has_image) else None)
+            for encode, text_ok, image_ok, rows in encoders:
+                rows.append(encode(it) if (image_ok if has_image else text_ok) else None)
             shard.sample_id.append(it.id)
             shard.source.append(it.source)
             shard.task.append(it.task)

@@ -73,6 +73,8 @@ class OutputFormat(_Section):
     box_format: str = "llava"
     #: File / dataset name; defaults to the recipe name.
     name: str | None = None
+    #: Rows per shard for the sharded formats (hf, trl, openai_chat); None = the writer's default.
+    shard_rows: int | None = Field(default=None, ge=1)
 
     @field_validator("box_format")
     @classmethod

@@ -21,7 +21,7 @@ RULES: dict[str, str] = {
     "row_not_object": "a row is not a JSON object",
     "missing_id": "a LLaVA row has no non-empty `id`",
     "missing_conversations": "a LLaVA row has no non-empty `conversations` list",
-    "missing_messages": "a LLaMA-Factory row has no non-empty messages list",
+    "missing_messages": "a row (LLaMA-Factory, HF, TRL, OpenAI chat) has no non-empty messages list",
     "turn_malformed": "a turn is not an object with a string role and a string text",
     "bad_image_field": "the image field is not a path, or a list of paths where the format wants one",
     "bad_system_field": "the system column holds something other than a string",
@@ -38,6 +38,18 @@ RULES: dict[str, str] = {
     "dataset_info_malformed": "dataset_info.json is not a JSON object",
     "dataset_info_no_entry": "dataset_info.json has no entry whose file_name is the data file",
     "dataset_info_inconsistent": "the dataset_info.json entry does not match the rows (formatting, columns, tags)",
+    # HF datasets, TRL and OpenAI chat (outputs/validators/hf.py, trl.py, openai_chat.py)
+    "unreadable_dataset": "a parquet or Arrow file (or save_to_disk folder) cannot be read as a dataset",
+    "missing_column": "the dataset or row lacks a column its loader reads (messages, images)",
+    "content_malformed": "a TRL message's content is not a list of {type: text, text} and {type: image} blocks",
+    "image_block_not_bare": "a TRL image block carries an `image` key (even null) or other data: TRL then does "
+                            "not count it as a slot for the images column",
+    "image_block_count": "the number of TRL image blocks differs from the number of images",
+    "image_token_in_text": "a TRL text block holds a literal <image>, which processors whose image token is "
+                           "<image> (LLaVA) count as one more image",
+    "image_not_embedded": "a parquet or Arrow dataset holds an image as a path without its bytes, so it is not "
+                          "self-contained",
+    "image_undecodable": "an image's bytes (or file) cannot be decoded as an image",
 }
 
 
