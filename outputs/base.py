@@ -80,6 +80,18 @@ class Writer(ABC):
         """One serialized row for `sample` (runs in workers)."""
         return dumps_row(self.to_record(sample))
 
+    def encode_checked(self, sample: Sample) -> tuple[str, list[str]]:
+        """The row for `sample` and every rule of this format's loader that it breaks (as messages).
+
+        The export stage calls this in the workers, so the trainers' loading rules are checked on every
+        row before anything is written."""
+        from outputs.validators import ROW_CHECKS
+
+        record = self.to_record(sample)
+        check = ROW_CHECKS.get(self.kind)
+        problems = [f"[{v.rule}] {v.message}" for v in check(0, record)] if check is not None else []
+        return dumps_row(record), problems
+
     @abstractmethod
     def write(self, rows: list[str], out_dir: str | os.PathLike[str], image_root: str) -> list[Path]:
         """Write encoded rows (in order) under `out_dir`; return the files written."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from outputs.base import Writer
 from pipeline.stage import Item, Stage
+from schemas.reject import Reject
 from schemas.sample import Sample
 
 
@@ -48,15 +49,29 @@ class ExportStage(Stage):
     def process_batch(self, items: list[Item]) -> list[Item | ExportedShard]:  # type: ignore[override]
         shard = ExportedShard(rows=[[] for _ in self.writers])
         out: list[Item | ExportedShard] = []
-        encoders = [(w.encode, w.accepts_text_only, w.accepts_images, rows)
-                    for w, rows in zip(self.writers, shard.rows)]
         for it in items:
             if not isinstance(it, Sample):
                 out.append(it)
                 continue
             has_image = bool(it.images)
-            for encode, text_ok, image_ok, rows in encoders:
-                rows.append(encode(it) if (image_ok if has_image else text_ok) else None)
+            encoded: list[str | None] = []
+            problems: list[str] = []
+            for w in self.writers:
+                if not (w.accepts_images if has_image else w.accepts_text_only):
+                    encoded.append(None)
+                    continue
+                row, bad = w.encode_checked(it)
+                encoded.append(row)
+                problems.extend(f"{w.kind}: {p}" for p in bad)
+            if problems:
+                out.append(Reject(reason="export_invalid", stage=self.name, source=it.source, file=it.lineage.file,
+                                  sample_id=it.id, task=it.task, template_id=it.lineage.template_id,
+                                  lineage=it.lineage,
+                                  message=f"sample {it.id} breaks the loading rules of an output format, so it "
+                                          f"is left out of every format: {'; '.join(problems)}"))
+                continue
+            for rows, row in zip(shard.rows, encoded):
+                rows.append(row)
             shard.sample_id.append(it.id)
             shard.source.append(it.source)
             shard.task.append(it.task)

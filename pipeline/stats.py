@@ -14,6 +14,9 @@ from schemas.reject import Reject
 #: (stage, item type, source) -> count, as the runner's ledger keeps it.
 Ledger = Counter
 
+#: Stages whose rejects are whole samples (made, then turned away), as opposed to input records.
+SAMPLE_STAGES = ("validate", "export", "dedup", "mix")
+
 
 def distribution(values: Sequence[int]) -> dict[str, float]:
     """count, min, mean, p50, p90, p99, max of `values` (zeros when empty)."""
@@ -40,7 +43,7 @@ def records_accounting(ledger: Ledger, shards: Sequence[ExportedShard], rejects:
     n_records = sum(n for (stage, kind, _), n in ledger.items()
                     if stage == "parse" and kind in ("AnnotationRecord", "Sample"))
     used = {k for sh in shards for k in sh.record_keys}
-    used.update(r.sample_id.rsplit("/", 2)[0] for r in rejects if r.stage == "validate" and r.sample_id)
+    used.update(r.sample_id.rsplit("/", 2)[0] for r in rejects if r.stage in SAMPLE_STAGES and r.sample_id)
     whole = sum(1 for r in rejects if r.reason == "no_task")
     return {"read": n_records, "gave_samples": len(used), "rejected_whole": whole,
             "adds_up": n_records == len(used) + whole}
@@ -51,7 +54,7 @@ def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iter
     rejects = list(rejects)
     by_reason: Counter[str] = Counter(r.reason for r in rejects)
     by_stage: Counter[str] = Counter(r.stage for r in rejects)
-    validate_rejects = [r for r in rejects if r.stage == "validate"]
+    sample_rejects = [r for r in rejects if r.stage in SAMPLE_STAGES]
 
     def blank() -> dict[str, Any]:
         return {"records": 0, "samples_accepted": 0, "samples_rejected": 0, "rejects": Counter()}
@@ -65,7 +68,7 @@ def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iter
     for r in rejects:
         ps = per_source.setdefault(r.source, blank())
         ps["rejects"][r.reason] += 1
-        if r.stage == "validate":
+        if r.stage in SAMPLE_STAGES:
             ps["samples_rejected"] += 1
     for ps in per_source.values():
         ps["rejects"] = _sorted(ps["rejects"])
@@ -74,7 +77,7 @@ def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iter
         accepted: Counter[str] = Counter()
         for sh in shards:
             accepted.update(getattr(sh, column))
-        rejected = Counter(getattr(r, attr) for r in validate_rejects)
+        rejected = Counter(getattr(r, attr) for r in sample_rejects)
         keys = {k or "-" for k in (*accepted, *rejected)}
         acc = Counter({(k or "-"): n for k, n in accepted.items()})
         rej = Counter({(k or "-"): n for k, n in rejected.items()})
@@ -88,9 +91,9 @@ def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iter
 
     stats = {
         "samples": {
-            "generated": accepted + len(validate_rejects),
+            "generated": accepted + len(sample_rejects),
             "accepted": accepted,
-            "rejected": len(validate_rejects),
+            "rejected": len(sample_rejects),
             "text_only": text_only,
             "multimodal": accepted - text_only,
         },

@@ -30,6 +30,7 @@ REASONS: dict[str, str] = {
     "turn_too_long": "a turn is longer than validate.max_chars_per_turn",
     "too_many_turns": "the conversation has more turns than validate.max_turns",
     "schema": "the sample does not match the Sample schema",
+    "export_invalid": "a sample's row breaks the loading rules of an output format (checked before writing)",
     # generate (self-instruct through an LLM)
     "no_context": "the record has no image, or neither captions nor objects, for the LLM to write about",
     "llm_request_failed": "the LLM request failed after its retries (rate limit, server error, timeout, "

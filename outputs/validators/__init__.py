@@ -28,6 +28,22 @@ VALIDATORS: dict[str, Callable[[Path, Any, str | None], list[Violation]]] = {
     "trl": check_trl_file,
     "openai_chat": check_openai_chat_file,
 }
+def _row_checks() -> dict[str, Callable[[int, Any], list[Violation]]]:
+    from outputs.validators import hf, llamafactory, llava, openai_chat, trl
+
+    return {
+        "llava": lambda i, r: llava.check_row(i, r),
+        "llamafactory": lambda i, r: llamafactory.check_row(i, r, llamafactory.OURS),
+        "hf": lambda i, r: hf.check_row(i, r),
+        "trl": lambda i, r: trl.check_row(i, r),
+        "openai_chat": lambda i, r: openai_chat.check_row(i, r),
+    }
+
+
+#: Per format, the check of one record as `to_record` builds it (images are not opened: the sources
+#: checked the files). The export stage runs it on every row before anything is written.
+ROW_CHECKS: dict[str, Callable[[int, Any], list[Violation]]] = _row_checks()
+
 #: Formats whose files may be datasets (parquet, Arrow, save_to_disk folders) as well as JSON.
 DATASET_FORMATS = ("hf", "trl")
 
