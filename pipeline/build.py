@@ -17,7 +17,10 @@ from typing import Any, Callable, Iterator
 
 from outputs.base import Writer, atomic_write_text
 from outputs.registry import WRITERS
+from outputs.card import write_card
+from pipeline.dedup import Dedup, sha256_file_hasher
 from pipeline.export import ExportedShard, ExportStage
+from pipeline.mix import Mixer
 from pipeline.parse import ParseStage
 from pipeline.ray_runner import RayOptions, RayRunner, gc_paused
 from pipeline.stage import Item, Stage
@@ -126,7 +129,7 @@ def build_stages(recipe: Recipe, writers: list[Writer], sources: dict[str, Sourc
     stages.append(ValidateStage(max_chars_per_turn=v.max_chars_per_turn, max_turns=v.max_turns,
                                 max_images=v.max_images))
     if export:
-        stages.append(ExportStage(writers=writers))
+        stages.append(ExportStage(writers=writers, tokenizer=_tokenizer(recipe)))
     return stages
 
 
@@ -165,7 +168,10 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     runner.start()
     runner.prewarm(WORKER_MODULES)
     times["ray_start"] = time.perf_counter() - t0
-    rest = build_stages(recipe, writers)[1:]
+    # Dedup and mixing need the whole validated set: then the workers send Samples back, the driver runs
+    # them, and the export runs on Ray afterwards.
+    global_stages = recipe.dedup is not None or recipe.mix is not None
+    rest = build_stages(recipe, writers, export=not global_stages)[1:]
     say(f"  running stages on Ray with {runner.workers} worker(s): parse -> " + " -> ".join(s.name for s in rest))
     last = [0.0]
 
@@ -195,6 +201,14 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
             yield held, [ParseStage(sources=held_sources), *rest]
 
     results = runner.run_parts(parts(), on_progress=progress)
+    ledger = runner.ledger
+    mix_report: dict[str, Any] | None = None
+    if global_stages:
+        samples = [r for r in results if isinstance(r, Sample)]
+        results = [r for r in results if not isinstance(r, Sample)]
+        samples, results, mix_report = run_global_stages(recipe, samples, results, say)
+        results.extend(runner.run(samples, [ExportStage(writers=writers, tokenizer=_tokenizer(recipe))]))
+        ledger = ledger + runner.ledger
     times["stages"] = time.perf_counter() - t0
     n_workers = runner.workers
     if own_runner:
@@ -209,18 +223,60 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
 
     t0 = time.perf_counter()
     files = write_run(out, recipe, writers, shards, rejects)
-    stats = compute_stats(runner.ledger, shards, rejects)
+    stats = compute_stats(ledger, shards, rejects, tokenizer=_tokenizer(recipe))
+    if mix_report is not None:
+        stats["mix"] = mix_report
+        # repeated copies made by up-sampling were never generated as such
+        stats["samples"]["generated"] -= mix_report["text_only"]["repeats"]
     files.append(atomic_write_text(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n"))
+    if recipe.outputs.card:
+        files.append(write_card(out, recipe.name, stats, card_examples(shards, writers,
+                                                                      recipe.outputs.card_examples),
+                                license=recipe.outputs.license))
     times["write"] = time.perf_counter() - t0
     times["total"] = time.perf_counter() - t_all
     usage = [u for u in (w.usage(w.folder(out), recipe.images) for w in writers) if u]
     meta = {"recipe": recipe_as_resolved(recipe), "versions": versions(), "workers": n_workers,
             "seconds": {k: round(v, 3) for k, v in times.items()},
             "driver_cpu_seconds": round(time.process_time(), 3),
-            "worker_cpu_seconds": {seg: ms / 1000 for (kind, seg, _), ms in runner.ledger.items() if kind == "cpu_ms"},
+            "worker_cpu_seconds": {seg: ms / 1000 for (kind, seg, _), ms in ledger.items() if kind == "cpu_ms"},
             "outputs": [str(p) for p in files]}
     files.append(atomic_write_text(out / "run.json", json.dumps(meta, indent=2) + "\n"))
     return BuildResult(out_dir=out, files=files, stats=stats, seconds=times, usage=usage)
+
+
+def _tokenizer(recipe: Recipe) -> str | None:
+    return recipe.mix.tokenizer if recipe.mix is not None else None
+
+
+def run_global_stages(recipe: Recipe, samples: list[Sample], others: list[Any], say: Callable[[str], None]
+                      ) -> tuple[list[Sample], list[Any], dict[str, Any] | None]:
+    """Dedup, then mixing, over the whole validated set (in input order) in the driver."""
+    report = None
+    if recipe.dedup is not None:
+        t0 = time.perf_counter()
+        n = len(samples)
+        samples, dups = Dedup(recipe.dedup).run(samples, sha256_file_hasher(recipe.images))
+        others.extend(dups)
+        say(f"  dedup: {n - len(samples):,} duplicate(s) of {n:,} samples ({time.perf_counter() - t0:.1f}s)")
+    if recipe.mix is not None:
+        samples, left_out, report = Mixer(recipe.mix, recipe.seed).run(samples)
+        others.extend(left_out)
+        say(f"  mix: text-only share {report['achieved_share']:.3f} (target {report['target_share']:.3f}, "
+            f"by {recipe.mix.by})")
+    return samples, others, report
+
+
+def card_examples(shards: list[ExportedShard], writers: list[Writer], n: int) -> list[dict[str, Any]]:
+    """The first sample of each task (then the next ones), as the first output format writes it."""
+    if not writers or n <= 0:
+        return []
+    rows = [(sh.task[i], row) for sh in shards for i, row in enumerate(sh.rows[0]) if row is not None]
+    firsts: dict[str, str] = {}
+    for task, row in rows:
+        firsts.setdefault(task, row)
+    picked = list(firsts.values())[:n]
+    return [json.loads(r) for r in picked]
 
 
 def write_run(out: Path, recipe: Recipe, writers: list[Writer], shards: list[ExportedShard],

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from outputs.base import Writer
 from pipeline.stage import Item, Stage
+from pipeline.tokens import count_tokens, sample_text
 from schemas.reject import Reject
 from schemas.sample import Sample
 
@@ -29,6 +30,8 @@ class ExportedShard:
     n_turns: list[int] = field(default_factory=list)
     n_chars: list[int] = field(default_factory=list)
     n_images: list[int] = field(default_factory=list)
+    #: Text tokens per sample (the recipe's mix tokenizer, else the whitespace estimate).
+    n_tokens: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sample_id)
@@ -45,6 +48,8 @@ class ExportStage(Stage):
 
     name = "export"
     writers: list[Writer] = field(default_factory=list)
+    #: Tokenizer for the token counts (a local name or path); None = whitespace estimate.
+    tokenizer: str | None = None
 
     def process_batch(self, items: list[Item]) -> list[Item | ExportedShard]:  # type: ignore[override]
         shard = ExportedShard(rows=[[] for _ in self.writers])
@@ -80,5 +85,6 @@ class ExportStage(Stage):
             shard.n_turns.append(len(it.turns))
             shard.n_chars.append(sum(len(t.text) for t in it.turns))
             shard.n_images.append(len(it.images))
+            shard.n_tokens.append(count_tokens(sample_text(it), self.tokenizer))
         out.append(shard)
         return out

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any, Iterable, Sequence
 
 from pipeline.export import ExportedShard
+from pipeline.tokens import histogram
 from schemas.reject import Reject
 
 #: (stage, item type, source) -> count, as the runner's ledger keeps it.
@@ -49,7 +50,8 @@ def records_accounting(ledger: Ledger, shards: Sequence[ExportedShard], rejects:
             "adds_up": n_records == len(used) + whole}
 
 
-def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iterable[Reject]) -> dict[str, Any]:
+def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iterable[Reject],
+                  tokenizer: str | None = None) -> dict[str, Any]:
     """Aggregate the run's figures from the runner's ledger, the exported shards and the rejects."""
     rejects = list(rejects)
     by_reason: Counter[str] = Counter(r.reason for r in rejects)
@@ -106,6 +108,9 @@ def compute_stats(ledger: Ledger, shards: Sequence[ExportedShard], rejects: Iter
             "turns": distribution(col("n_turns")),
             "chars": distribution(col("n_chars")),
             "images": distribution(col("n_images")),
+            "tokens": distribution(col("n_tokens")),
+            "tokens_histogram": histogram(col("n_tokens")),
+            "tokenizer": tokenizer or "whitespace estimate",
         },
     }
     return stats

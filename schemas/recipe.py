@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.dedup import DedupSection
+from pipeline.mix import MixSection
 from schemas.box import BOX_FORMATS
 
 
@@ -87,6 +89,12 @@ class OutputFormat(_Section):
 class OutputsSection(_Section):
     dir: str = "runs/out"
     formats: list[OutputFormat] = Field(default_factory=lambda: [OutputFormat(kind="llava")])
+    #: Write the dataset card (README.md with HF-style front matter) into the output folder.
+    card: bool = True
+    #: The licence named in the card's front matter (an SPDX id, or "other").
+    license: str = "other"
+    #: How many example samples the card shows.
+    card_examples: int = Field(default=4, ge=0)
 
 
 class Recipe(_Section):
@@ -99,6 +107,8 @@ class Recipe(_Section):
     sources: list[Any]
     adapt: AdaptSection | None = None
     validate_: ValidateSection = Field(default_factory=ValidateSection, alias="validate")
+    dedup: DedupSection | None = None
+    mix: MixSection | None = None
     outputs: OutputsSection = Field(default_factory=OutputsSection)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -277,11 +277,13 @@ def test_recipe_reads_every_file_without_rejects() -> None:
     from sources.registry import get_source
 
     recipe = load_recipe(DEMO / "recipe.yaml")
-    assert [s.kind for s in recipe.sources] == ["coco_captions", "coco_instances", "vqav2", "refcoco", "scienceqa"]
+    assert [s.kind for s in recipe.sources] == ["coco_captions", "coco_instances", "vqav2", "refcoco", "scienceqa",
+                                                "alpaca"]
     counts = {}
     for opts in recipe.sources:
         items = list(get_source(opts.kind)(opts, recipe.images).read())
         rejects = [i for i in items if isinstance(i, Reject)]
         assert rejects == [], [r.message for r in rejects]
         counts[opts.kind] = len(items)
-    assert counts == {"coco_captions": 12, "coco_instances": 6, "vqav2": 12, "refcoco": 6, "scienceqa": 5}
+    assert counts == {"coco_captions": 12, "coco_instances": 6, "vqav2": 12, "refcoco": 6, "scienceqa": 5,
+                      "alpaca": 13}

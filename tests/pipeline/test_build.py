@@ -19,8 +19,9 @@ from schemas.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo" / "recipe.yaml"
-DETERMINISTIC = ["llava/demo.json", "llamafactory/demo.json", "llamafactory/dataset_info.json", "rejects.jsonl",
-                 "stats.json"]
+DETERMINISTIC = ["llava/demo.json", "llamafactory/demo.json", "llamafactory/dataset_info.json",
+                 "hf/data/demo-00000-of-00001.parquet", "trl/data/demo-00000-of-00001.parquet",
+                 "openai_chat/demo.jsonl", "rejects.jsonl", "stats.json", "README.md"]
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +55,19 @@ def test_demo_is_byte_identical_with_one_and_two_workers(runner: RayRunner, tmp_
     rows = json.loads(llava.read_text())
     assert len(rows) == s["samples"]["accepted"] == len(json.loads(lf.read_text()))
     assert {r["id"].split("/")[0] for r in rows} == {"coco_captions", "coco_instances", "vqav2", "refcoco",
-                                                     "scienceqa"}
+                                                     "scienceqa", "demo_text"}
     text_only = [r for r in rows if "image" not in r]
     assert text_only and all("<image>" not in t["value"] for r in text_only for t in r["conversations"])
+    for fmt in ("hf", "trl"):
+        assert validate_file(tmp_path / "one" / fmt / "data", fmt) == []
+    assert validate_file(tmp_path / "one" / "openai_chat" / "demo.jsonl", "openai_chat") == []
+
+    # the text-only share hits the recipe's target; what the mix left out is in rejects.jsonl
+    assert abs(s["mix"]["achieved_share"] - 0.15) <= 0.01 + 1 / s["samples"]["accepted"]
+    assert s["samples"]["text_only"] == len(text_only)
+    assert s["rejects"]["by_reason"].get("not_mixed", 0) == s["mix"]["text_only"]["not_mixed"]
+    card = (tmp_path / "one" / "README.md").read_text()
+    assert card.startswith("---\nlicense: cc0-1.0\n") and "## Composition" in card
 
 
 def _bad_inputs(tmp_path: Path) -> Path:
