@@ -15,7 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.dedup import DedupSection
+from pipeline.llm.config import GenerateSection
 from pipeline.mix import MixSection
+from pipeline.tune.config import TuneSection
 from schemas.box import BOX_FORMATS
 
 
@@ -107,9 +109,11 @@ class Recipe(_Section):
     sources: list[Any]
     adapt: AdaptSection | None = None
     validate_: ValidateSection = Field(default_factory=ValidateSection, alias="validate")
+    generate: GenerateSection | None = None
     dedup: DedupSection | None = None
     mix: MixSection | None = None
     outputs: OutputsSection = Field(default_factory=OutputsSection)
+    tune: TuneSection | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
