@@ -96,7 +96,7 @@ def load_tuned_into(model: nn.Module, folder: str | os.PathLike[str]) -> nn.Modu
     if "lora" in files:
         from peft import PeftModel
 
-        model.llm = PeftModel.from_pretrained(model.llm, str(folder / files["lora"]))
+        model.replace_llm(PeftModel.from_pretrained(model.llm, str(folder / files["lora"])))
     if "llm" in files:
         missing, unexpected = model.base_llm.load_state_dict(load_file(str(folder / files["llm"])), strict=False)
         if unexpected:

@@ -97,8 +97,9 @@ class ChatEncoder:
             prompt = self.render(messages[:k], add_generation_prompt=True)
             full = self.render(messages[: k + 1])
             if not (prompt.startswith(done) and full.startswith(prompt)):
-                raise TemplateMismatch("the chat template renders a conversation prefix differently from the "
-                                       "whole conversation; use a model with a prefix-stable template (ChatML, Llama-3)")
+                raise TemplateMismatch("the chat template renders a conversation prefix differently from the whole "
+                                       "conversation, so answers cannot be located; use a model with a prefix-stable "
+                                       "template (ChatML, Llama-3)")
             out += [(prompt[len(done):], False), (full[len(prompt):], True)]
             done = full
         rest = self.render(messages)
@@ -125,7 +126,11 @@ class ChatEncoder:
         ids: list[int] = []
         labels: list[int] = []
         mask: list[bool] = []
-        for text, is_answer in self.pieces(ex.messages):
+        try:
+            pieces = self.pieces(ex.messages)
+        except TemplateMismatch as e:
+            raise TemplateMismatch(f"sample {ex.id}: {e}") from None
+        for text, is_answer in pieces:
             if is_answer:
                 toks = self._tokens(text)
                 ids += toks
@@ -135,7 +140,7 @@ class ChatEncoder:
                 self._append_prompt(text, ids, labels, mask)
         if len(ids) > self.max_length:
             raise TooLong(f"{len(ids)} tokens (with {len(ex.images)} x {self.num_image_tokens} visual tokens) "
-                          f"> model.max_length {self.max_length}")
+                          f"> tune.model.max_length {self.max_length}; raise it or shorten the sample")
         return Encoded(ex.id, ids, labels, mask, list(ex.images))
 
     def encode_prompt(self, ex: TuneExample) -> tuple[Encoded, str]:

@@ -173,6 +173,9 @@ class TuneSection(_Section):
     workers: int = Field(default=1, ge=1)
     #: GPUs per worker (0 = CPU).
     gpus_per_worker: float = Field(default=0, ge=0)
+    #: torch CPU threads per process; None keeps torch's default (one per core). On a machine shared with
+    #: other busy processes, 1 can be several times faster: a thread pool that waits on a busy core stalls.
+    threads: int | None = Field(default=None, ge=1)
     eval: EvalSection = Field(default_factory=EvalSection)
     seed: int = 0
     #: Where adapters, checkpoints and the report go; None lets the caller choose (`<outputs.dir>/tune`).

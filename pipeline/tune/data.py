@@ -77,7 +77,7 @@ def load_llava_json(path: str, image_root: str) -> tuple[list[TuneExample], list
             rows = json.load(f)
     except FileNotFoundError:
         raise TuneDataError(f"tune data {path}: file not found. Point `data_path` at the LLaVA JSON the build "
-                            f"wrote (outputs.dir/<name>.json)") from None
+                            f"wrote (under outputs.dir)") from None
     except json.JSONDecodeError as e:
         raise TuneDataError(f"tune data {path}: not valid JSON ({e}). Rebuild it or fix the file") from None
     if not isinstance(rows, list):

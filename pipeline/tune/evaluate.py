@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.tune.collate import IGNORE, ChatEncoder, Encoded, TooLong
 from pipeline.tune.config import EvalSection
 from pipeline.tune.data import TuneExample
+from pipeline.tune.model import causal_lm_loss
 
 
 def normalize_answer(text: str) -> str:
@@ -52,11 +52,8 @@ def mean_nll(model: nn.Module, items: list[Encoded], collate: Callable, device: 
     total, count = 0.0, 0
     for i in range(0, len(items), batch_size):
         batch = {k: v.to(device) for k, v in collate(items[i: i + batch_size]).items()}
-        logits = _logits(model, batch, text)[:, :-1].float()
-        labels = batch["labels"][:, 1:]
-        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                       ignore_index=IGNORE, reduction="sum"))
-        count += int((labels != IGNORE).sum())
+        total += float(causal_lm_loss(_logits(model, batch, text), batch["labels"], reduction="sum"))
+        count += int((batch["labels"][:, 1:] != IGNORE).sum())
     return (total / count if count else None), count
 
 
@@ -92,11 +89,12 @@ def evaluate_set(model: nn.Module, examples: list[TuneExample], encoder: ChatEnc
     """Loss and short-answer exact match of one set, through one workflow."""
     examples = examples[: cfg.max_samples]
     items: list[Encoded] = []
+    too_long = 0
     for ex in examples:
         try:
             items.append(encoder.encode(ex))
         except TooLong:
-            pass
+            too_long += 1
     model.eval()
     nll, n_tokens = mean_nll(model, items, collate, device, text)
     hits, scored, shown = 0, 0, []
@@ -111,7 +109,7 @@ def evaluate_set(model: nn.Module, examples: list[TuneExample], encoder: ChatEnc
         scored += 1
         if len(shown) < 5:
             shown.append({"id": ex.id, "reference": reference, "prediction": pred, "match": ok})
-    out: dict[str, Any] = {"samples": len(items), "tokens": n_tokens, "nll": nll,
+    out: dict[str, Any] = {"samples": len(items), "too_long": too_long, "tokens": n_tokens, "nll": nll,
                            "exact_match": 100.0 * hits / scored if scored else None, "em_scored": scored,
                            "examples": shown}
     if text:
@@ -170,12 +168,14 @@ def report_markdown(report: dict[str, Any]) -> str:
               f"- trained on {d['train']} samples; held out {d['heldout_downstream']} multimodal and "
               f"{d['heldout_text_only']} text-only"]
     if d.get("train_skipped_text_only"):
-        lines.append(f"- {d['train_skipped_text_only']} text-only training samples were not trained on: IAA's "
-                     f"text-only workflow is the frozen LLM, so they have nothing to train")
-    lines += ["", "## Stages", "", "| # | method | lr | steps | trainable params | loss first | loss last | "
-              "tokens/s |", "|---|---|---|---|---|---|---|---|"]
+        lines.append(f"- {d['train_skipped_text_only']} text-only training samples were not trained on: every stage "
+                     f"trains the projector or IAA, which learn from image samples only (IAA's text-only workflow "
+                     f"is the frozen LLM)")
+    lines += ["", "## Stages", "", "| # | method | lr | steps | samples | trainable params | loss first | loss last | "
+              "tokens/s |", "|---|---|---|---|---|---|---|---|---|"]
     for s in report["stages"]:
-        lines.append(f"| {s['stage']} | {s['method']} | {s['lr']:g} | {s['steps']} | {s['trainable_params']:,} | "
+        lines.append(f"| {s['stage']} | {s['method']} | {s['lr']:g} | {s['steps']} | {s['samples']} | "
+                     f"{s['trainable_params']:,} | "
                      f"{_fmt(s['loss_first'])} | {_fmt(s['loss_last'])} | {_fmt(s['tokens_per_s'], 1)} |")
     lines += ["", "## Evaluation", "", "| set | metric | before | after |", "|---|---|---|---|"]
     b, a = report.get("before"), report["after"]
@@ -192,7 +192,10 @@ def report_markdown(report: dict[str, Any]) -> str:
               f"O_nll = {_fmt(sc.get('O_nll'), 5)}",
               "", "E = downstream score after - before; F = text-only score after - before (negative means "
               "forgetting); O = E + F.", ""]
-    lines += [f"Weights: `{report['saved']}` (only what was trained).", ""]
+    lines += [f"Weights: `{report['saved']}` (only what was trained)."]
+    if report.get("seconds"):
+        lines.append("Time (s): " + ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in report["seconds"].items()))
+    lines.append("")
     return "\n".join(lines)
 
 

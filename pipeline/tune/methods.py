@@ -26,9 +26,10 @@ class MethodError(Exception):
 
 
 def _decoder_layers(llm: nn.Module) -> nn.ModuleList:
+    """`model.layers` of a causal LM, or `layers` of a bare decoder (a whole VLM's language model)."""
     layers = getattr(getattr(llm, "model", None), "layers", None)
     if layers is None:
-        layers = getattr(getattr(getattr(llm, "model", None), "language_model", None), "layers", None)
+        layers = getattr(llm, "layers", None)
     if layers is None:
         raise MethodError(f"cannot find the decoder layers of {type(llm).__name__} (expected model.layers)")
     return layers
@@ -50,8 +51,10 @@ def _add_lora(model: nn.Module, stage: LoraStage) -> None:
     from peft import LoraConfig, get_peft_model
 
     cfg = LoraConfig(r=stage.rank, lora_alpha=stage.alpha, lora_dropout=stage.dropout, use_dora=stage.dora,
-                     target_modules=_lora_targets(model.llm, stage.targets), bias="none", task_type="CAUSAL_LM")
-    model.llm = get_peft_model(model.llm, cfg)
+                     target_modules=_lora_targets(model.llm, stage.targets), bias="none",
+                     # a whole VLM's language model is a bare decoder (no head): no causal-LM task wrapper
+                     task_type="CAUSAL_LM" if hasattr(model.llm, "lm_head") else None)
+    model.replace_llm(get_peft_model(model.llm, cfg))
 
 
 def has_lora(model: nn.Module) -> bool:

@@ -49,12 +49,17 @@ class Projector(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over labelled positions (labels -100 elsewhere), in float32."""
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:]
-    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                           ignore_index=IGNORE)
+def next_token_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Labels shifted left by one (position t predicts token t+1); the last position predicts nothing.
+
+    Shifting the labels rather than the logits avoids copying the [b, S, vocab] logits."""
+    return F.pad(labels[:, 1:], (0, 1), value=IGNORE)
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy over labelled positions (labels -100 elsewhere), in float32."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), next_token_labels(labels).reshape(-1),
+                           ignore_index=IGNORE, reduction=reduction)
 
 
 class VisionLanguageModel(nn.Module):
@@ -81,6 +86,10 @@ class VisionLanguageModel(nn.Module):
     def base_llm(self) -> nn.Module:
         """The transformers causal LM, unwrapped from peft when LoRA is on."""
         return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+    def replace_llm(self, module: nn.Module) -> None:
+        """Put `module` (the peft-wrapped LLM) where the LLM was."""
+        self.llm = module
 
     def train(self, mode: bool = True) -> "VisionLanguageModel":
         super().train(mode)

@@ -36,6 +36,8 @@ def _worker(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     section = TuneSection.model_validate(config["section"])
+    if section.threads:
+        torch.set_num_threads(section.threads)
     prep = prepare(section, config["data_path"], config["image_root"])
     device = ray.train.torch.get_device() if section.gpus_per_worker > 0 else torch.device("cpu")
     result = train_stages(prep.built.model, section, prep.train, prep.collate, config["out_dir"], device,
@@ -58,14 +60,21 @@ def fit(section: Any, data_path: str, image_root: str, out_dir: str) -> list[dic
 
     started = False
     if not ray.is_initialized():
-        env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
+        pythonpath = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
         address = os.environ.get("RAY_ADDRESS")
-        kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False,
-                                  "log_to_driver": True}
-        if not address:
-            kwargs["num_cpus"] = max(os.cpu_count() or 1, section.workers)
-        ray.init(address=address, **kwargs)
+        if address:  # a cluster: its workers get the environment through the job's runtime_env
+            env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+            ray.init(address=address, runtime_env={"env_vars": {**env, "PYTHONPATH": pythonpath}})
+        else:  # a local Ray inherits this process's environment (faster: no runtime_env to set up)
+            saved = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = pythonpath
+            try:
+                ray.init(num_cpus=max(os.cpu_count() or 1, section.workers), include_dashboard=False)
+            finally:
+                if saved is None:
+                    os.environ.pop("PYTHONPATH", None)
+                else:
+                    os.environ["PYTHONPATH"] = saved
         started = True
     try:
         use_gpu = section.gpus_per_worker > 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from pipeline.tune.data import TuneExample, load_examples, load_llava_json, spli
 from pipeline.tune.embedded import RANDOM_TOWER_NOTE, resolve
 from pipeline.tune.evaluate import evaluate, scores, write_report
 from pipeline.tune.model import Built, build_model
-from pipeline.tune.train import train_stages
+from pipeline.tune.train import IMAGE_ONLY_METHODS, train_stages
 from schemas.reject import Reject
 
 log = logging.getLogger("vlforge.tune")
@@ -73,11 +74,11 @@ def prepare(section: TuneSection, data_path: str, image_root: str) -> Prepared:
     encoder = ChatEncoder(built.tokenizer, built.model.num_image_tokens, section.model.max_length,
                           built.image_token_id)
     collate = Collator(encoder.pad_id, built.image_spec, built.image_fn)
-    uses_iaa = any(s.method == "iaa" for s in section.stages)
-    # IAA's text-only workflow is the frozen LLM: text-only samples have nothing to train there.
-    skipped = len(text_train) if uses_iaa else 0
+    # Stages that train on images only (train.items_for) skip the text-only samples; counted for the report.
+    image_only = all(s.method in IMAGE_ONLY_METHODS for s in section.stages)
+    skipped = len(text_train) if image_only else 0
     items: list[Encoded] = []
-    for ex in mm_train + ([] if uses_iaa else text_train):
+    for ex in mm_train + ([] if image_only else text_train):
         try:
             items.append(encoder.encode(ex))
         except TooLong as e:
@@ -87,6 +88,19 @@ def prepare(section: TuneSection, data_path: str, image_root: str) -> Prepared:
               "train": len(items), "train_skipped_text_only": skipped,
               "heldout_downstream": len(mm_held), "heldout_text_only": len(text_held)}
     return Prepared(built, encoder, collate, items, mm_held, text_held, rejects, counts)
+
+
+class _Clock:
+    """Wall seconds per phase, for the report."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 3)
+        self._t = now
 
 
 def _device(section: TuneSection) -> torch.device:
@@ -103,7 +117,13 @@ def run_tune(section: TuneSection, data_path: str, image_root: str, out_dir: str
     """Tune on the build's output and evaluate; write and return the report."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if section.threads:
+        torch.set_num_threads(section.threads)
+    clock = _Clock()
     prep = prepare(section, data_path, image_root)
+    clock.lap("prepare")
+    log.info("tune: %d training samples, %d + %d held out, %d rejected", len(prep.train),
+             len(prep.heldout_downstream), len(prep.heldout_text), len(prep.rejects))
     _write_rejects(prep.rejects, out)
     model = prep.built.model
     device = _device(section)
@@ -112,6 +132,7 @@ def run_tune(section: TuneSection, data_path: str, image_root: str, out_dir: str
     if section.eval.before:
         before = evaluate(model, prep.encoder, prep.collate, prep.heldout_downstream, prep.heldout_text,
                           section.eval, device)
+        clock.lap("evaluate_before")
     saved = out / "model"
     if section.distributed:
         from pipeline.tune.ray_train import fit
@@ -122,8 +143,10 @@ def run_tune(section: TuneSection, data_path: str, image_root: str, out_dir: str
         result = train_stages(model, section, prep.train, prep.collate, str(out), device)
         stats = result.stats
         save_tuned(model, saved, prep.built.info, section.stages, result.trained)
+    clock.lap("train")
     after = evaluate(model, prep.encoder, prep.collate, prep.heldout_downstream, prep.heldout_text,
                      section.eval, device)
+    clock.lap("evaluate_after")
     info = prep.built.info
     report = {
         "model": {**info, "vision_note": RANDOM_TOWER_NOTE if info.get("vision_random") else None,
@@ -131,12 +154,14 @@ def run_tune(section: TuneSection, data_path: str, image_root: str, out_dir: str
         "data": {"path": data_path, **prep.counts, "rejected": len(prep.rejects),
                  "rejects_by_reason": dict(collections.Counter(r.reason for r in prep.rejects))},
         "training": {"workers": section.workers, "batch_size": section.batch_size, "grad_accum": section.grad_accum,
-                     "precision": section.precision, "device": str(device), "seed": section.seed},
+                     "precision": section.precision, "device": str(device), "seed": section.seed,
+                     "threads": torch.get_num_threads()},
         "stages": stats,
         "before": before,
         "after": after,
         "scores": scores(before, after) if before is not None else None,
         "saved": str(saved),
+        "seconds": clock.laps,
     }
     write_report(report, str(out))
     return report

@@ -2,10 +2,10 @@
 
 Why a plain loop rather than HF Trainer: the model here is our own module (vision tower + projector +
 LLM, optionally an inner adaptor that wraps a frozen LLM it does not own), the set of trainable tensors
-changes from stage to stage, and a checkpoint must hold exactly those tensors. A loop of forty lines
-says all of that directly; it also runs unchanged inside Ray Train (gradients are averaged across
-workers with one all-reduce per optimizer step) and has less per-step overhead than Trainer
-(bench/tune.py compares the two).
+changes from stage to stage, and a checkpoint must hold exactly those tensors. A loop that fits on one
+screen says all of that directly; it also runs unchanged inside Ray Train (gradients are averaged across
+workers with one all-reduce per optimizer step), and a step costs what a Trainer step costs
+(bench/tune.py measures the two in one run).
 
 Per optimizer step and worker: `grad_accum` micro-batches of `batch_size` samples, each loss divided by
 `grad_accum` (so the gradient is the mean of the micro-batch means), then clipping, AdamW, the
@@ -72,6 +72,22 @@ class BatchOrder:
         return [self._perm(p // self.n)[p % self.n] for p in range(start, start + batch_size)]
 
 
+#: Methods whose trainable parameters only see samples with images.
+IMAGE_ONLY_METHODS = ("projector", "iaa")
+
+
+def items_for(stage: Stage, items: list[Encoded]) -> list[Encoded]:
+    """The samples a stage trains on: the projector and IAA learn nothing from text-only samples (IAA's
+    text-only workflow is the frozen LLM), so they get the samples with images only."""
+    if stage.method in IMAGE_ONLY_METHODS:
+        with_images = [it for it in items if any(it.image_mask)]
+        if not with_images:
+            raise ValueError(f"stage {stage.method} trains on samples with images, and there are none. Add "
+                             f"image samples or choose lora, last_layers or full")
+        return with_images
+    return items
+
+
 @dataclass
 class TrainResult:
     stats: list[dict[str, Any]] = field(default_factory=list)
@@ -130,13 +146,17 @@ def train_stages(model: nn.Module, section: TuneSection, items: list[Encoded], c
             _broadcast(params)
         opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(stage))
-        first = 0
+        first, prior = 0, None
         if si == start_stage and state is not None:
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             first = start_step
+            if first >= stage.steps:  # the checkpoint closed this stage: its stats are final
+                continue
+            prior = next((s for s in result.stats if s["stage"] == si), None)
             result.stats = [s for s in result.stats if s["stage"] != si]
-        order = BatchOrder(len(items), section.seed, si)
+        stage_items = items_for(stage, items)
+        order = BatchOrder(len(stage_items), section.seed, si)
         model.train()
         losses: list[float] = []
         step_times: list[float] = []
@@ -146,11 +166,12 @@ def train_stages(model: nn.Module, section: TuneSection, items: list[Encoded], c
             step_loss = 0.0
             for a in range(section.grad_accum):
                 idx = order.micro_batch(step * section.grad_accum + a, section.batch_size, rank, world)
-                batch = _to(collate([items[i] for i in idx]), device)
+                batch = _to(collate([stage_items[i] for i in idx]), device)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = model(**batch)
                 loss = causal_lm_loss(logits, batch["labels"]) / section.grad_accum
-                loss.backward()
+                if loss.requires_grad:  # False only when nothing trainable was used (cannot happen by items_for)
+                    loss.backward()
                 step_loss += float(loss.detach())
                 tokens += int(batch["attention_mask"].sum())
             if world > 1:
@@ -164,27 +185,42 @@ def train_stages(model: nn.Module, section: TuneSection, items: list[Encoded], c
             step_times.append(now - t_prev)
             t_prev = now
             losses.append(step_loss)
-            if on_step is not None:
-                on_step({"stage": si, "step": step + 1, "loss": step_loss, "lr": sched.get_last_lr()[0]})
             done = step + 1
+            if rank == 0 and (done % 10 == 0 or done == stage.steps):
+                log.info("stage %d (%s) step %d/%d loss %.4f", si, stage.method, done, stage.steps, step_loss)
+            if on_step is not None:
+                on_step({"stage": si, "step": done, "loss": step_loss, "lr": sched.get_last_lr()[0]})
             if rank == 0 and ((section.checkpoint_every and done % section.checkpoint_every == 0)
                               or done == stage.steps):
-                stats = result.stats + [_stage_stats(si, stage, names, params, losses, step_times, tokens, world,
-                                                     first)]
+                stats = result.stats + [_merge(prior, _stage_stats(si, stage, names, params, losses, step_times,
+                                                                   tokens, world, first, len(stage_items)))]
                 save_checkpoint(out_dir, model, opt, sched, si, done, result.trained, section, stats)
-        result.stats.append(_stage_stats(si, stage, names, params, losses, step_times, tokens, world, first))
+                t_prev = time.perf_counter()  # step times leave checkpoint writing out
+        result.stats.append(_merge(prior, _stage_stats(si, stage, names, params, losses, step_times, tokens, world,
+                                                       first, len(stage_items))))
     model.eval()
     return result
 
 
+def _merge(prior: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
+    """Stats of a resumed stage: the part before the checkpoint plus the part after it."""
+    if prior is None:
+        return now
+    out = dict(now, loss_first=prior["loss_first"], tokens=prior["tokens"] + now["tokens"],
+               seconds=prior["seconds"] + now["seconds"])
+    out["tokens_per_s"] = out["tokens"] / out["seconds"] if out["seconds"] > 0 else None
+    return out
+
+
 def _stage_stats(si: int, stage: Stage, names: list[str], params: list[nn.Parameter], losses: list[float],
-                 step_times: list[float], tokens: int, world: int, first: int) -> dict[str, Any]:
+                 step_times: list[float], tokens: int, world: int, first: int, samples: int) -> dict[str, Any]:
     seconds = sum(step_times)
     return {
-        "stage": si, "method": stage.method, "lr": stage.lr, "steps": stage.steps, "resumed_at_step": first,
+        "stage": si, "method": stage.method, "lr": stage.lr, "steps": stage.steps, "samples": samples,
+        "resumed_at_step": first,
         "trainable_params": sum(p.numel() for p in params), "trainable_tensors": len(names),
         "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
-        "tokens": tokens * world, "seconds": seconds,
+        "tokens": tokens * world, "seconds": seconds,  # tokens: rank 0's count times the workers
         "tokens_per_s": tokens * world / seconds if seconds > 0 else None,
         "step_time_median_s": statistics.median(step_times) if step_times else None,
     }

@@ -94,6 +94,17 @@ def make_dataset(root: Path, n_images: int = 8) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on shared cores a spinning thread pool costs 100x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Paths of tiny models (llama, qwen2, siglip, clip) and a tiny dataset, built once per session."""
@@ -121,3 +132,30 @@ def build(tiny: dict[str, Path]):
         return build_model(str(tiny[llm]), str(tiny[vision]))
 
     return make
+
+
+def make_llava(folder: Path) -> None:
+    """A tiny LLaVA-1.5-style model (CLIP tower, Llama text model) with its processor."""
+    import torch
+    from tokenizers import AddedToken
+    from transformers import (AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+
+    make_tokenizer(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.add_special_tokens({"additional_special_tokens": [AddedToken("<image>", special=True, normalized=False)]})
+    image_id = tok.convert_tokens_to_ids("<image>")
+    vision = CLIPVisionConfig(hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=16, patch_size=8)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, eos_token_id=2)
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(LlavaConfig(vision_config=vision, text_config=text, image_token_id=image_id,
+                                                      vision_feature_layer=-2,
+                                                      vision_feature_select_strategy="default"))
+    model.save_pretrained(folder)
+    processor = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 16},
+                                                                  crop_size={"height": 16, "width": 16}),
+                               tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
+                               num_additional_image_tokens=1, image_token="<image>", chat_template=CHATML)
+    processor.save_pretrained(folder)

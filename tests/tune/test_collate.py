@@ -63,7 +63,7 @@ def test_too_long_raises(encoder: ChatEncoder) -> None:
     encoder.max_length = 10
     ex = TuneExample(id="l", messages=[{"role": "user", "content": "<image>\nA long question here"},
                                        {"role": "assistant", "content": "An answer"}], images=["x"])
-    with pytest.raises(TooLong, match=r"tokens \(with 1 x 4 visual tokens\) > model.max_length 10"):
+    with pytest.raises(TooLong, match=r"tokens \(with 1 x 4 visual tokens\) > tune.model.max_length 10; raise it"):
         encoder.encode(ex)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline.tune.collate import ChatEncoder, Collator
-from pipeline.tune.config import IAAStage, TuneSection
+from pipeline.tune.config import IAAStage
 from pipeline.tune.data import TuneExample
 from pipeline.tune.iaa import InnerAdaptor, default_insert_at
 from pipeline.tune.methods import apply_method
@@ -76,7 +76,7 @@ def test_text_only_logits_bit_identical_before_and_after_training(build, tiny, f
 
 
 def test_multimodal_workflow_runs_inserted_layers(build) -> None:
-    """With identity-like insertions removed (no layers), IAA's path equals the LLM on the same embeddings."""
+    """Without insertion layers IAA's multimodal path computes what the LLM computes; with one it differs."""
     built = build("llama")
     model = built.model
     model.iaa = InnerAdaptor(model.llm, insert_at=[0])
