@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vlforge build examples/demo/recipe.yaml
+	$(BIN)/vlforge run examples/demo/recipe.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

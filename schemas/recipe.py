@@ -223,6 +223,10 @@ def parse_recipe(data: Any, base_dir: str | os.PathLike[str] = ".", path: str | 
     recipe.images = resolve(recipe.images)
     if recipe.adapt is not None:
         recipe.adapt.templates = [resolve(d) for d in recipe.adapt.templates]
+    if recipe.generate is not None and recipe.generate.templates:
+        recipe.generate.templates = [resolve(d) for d in recipe.generate.templates]
+    if recipe.tune is not None and recipe.tune.eval.text_only:
+        recipe.tune.eval.text_only = resolve(recipe.tune.eval.text_only)
     return recipe
 
 
