@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.box import Box
@@ -80,3 +82,6 @@ class AnnotationRecord(BaseModel):
     #: Object categories some of whose annotations on this image were left out (rejected, or crowd regions
     #: dropped by `include_crowd: false`): how many of them there are is unknown, so they are not counted.
     incomplete_categories: list[str] = Field(default_factory=list)
+    #: Lineage of a describe stage that wrote this record's machine captions and boxes (model id, prompts,
+    #: sampling parameters, raw outputs); None for records that came from annotations.
+    describe: dict[str, Any] | None = None

@@ -45,6 +45,11 @@ REASONS: dict[str, str] = {
     "repetitive_answer": "a generated answer loops (repeats the same words over and over)",
     "copies_example": "a generated answer copies the prompt's few-shot example instead of describing the image",
     "wrong_language": "a generated question or answer is not in the requested language",
+    # describe (a local vision-language model captions and boxes unlabelled images)
+    "describe_unparseable": "the describe model's output is not in the caption or box format its model family "
+                            "writes; the raw output is kept in the lineage",
+    "describe_failed": "the describe model could not run on this image (unreadable image, backend error); "
+                       "the message says which",
     # text-only sources (alpaca, sharegpt, dolly, openai_messages, hf_dataset)
     "unknown_role": "a conversation turn has a role that maps to none of system, user, assistant",
     "system_not_first": "a system message comes after the conversation began (only leading ones are kept)",

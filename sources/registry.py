@@ -11,6 +11,7 @@ from sources.textvqa import TextVQASource
 from sources.vqav2 import OKVQASource, VQAv2Source
 from sources.generic import GenericSource
 from sources.image_folder import ImageFolderSource
+from sources.image_glob import ImageGlobSource
 from sources.karpathy import KarpathySource
 from sources.refcoco import RefCOCOgSource, RefCOCOPlusSource, RefCOCOSource
 from sources.scienceqa import ScienceQASource
@@ -35,6 +36,7 @@ REGISTRY: dict[str, type[Source]] = {
     "karpathy": KarpathySource,
     "flickr30k": KarpathySource,
     "image_folder": ImageFolderSource,
+    "images": ImageGlobSource,
     "generic": GenericSource,
     "alpaca": AlpacaSource,
     "sharegpt": ShareGPTSource,

@@ -1,0 +1,116 @@
+"""Tiny, randomly initialised vision-language models of real architectures, for tests and the benchmark.
+
+No vision-language weights can be had offline, so these are built from configs (a few hundred thousand
+parameters), given a byte-level tokenizer made here, and saved with `save_pretrained`; the describe stage then
+loads them through the same `from_pretrained` path a real checkpoint takes. Their replies are random.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Qwen2-VL's special tokens (the chat, vision and grounding markers).
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>", "<|object_ref_start|>", "<|object_ref_end|>",
+                 "<|box_start|>", "<|box_end|>"]
+
+#: A minimal Qwen-style chat template: content lists with image parts, as Qwen2-VL's processor expects.
+QWEN_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def byte_tokenizer(specials: list[str], eos: str, pad: str):  # -> PreTrainedTokenizerFast
+    """A byte-level BPE tokenizer with no merges (256 byte symbols) plus `specials`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad,
+                                   additional_special_tokens=[s for s in specials if s not in (eos, pad)])
+
+
+def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2) -> Path:
+    """Save a tiny random Qwen2-VL (model + processor) to `out` and return the folder."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
+
+    out = Path(out)
+    tok = byte_tokenizer(QWEN_SPECIALS, eos="<|im_end|>", pad="<|endoftext|>")
+    ids = {s: tok.convert_tokens_to_ids(s) for s in QWEN_SPECIALS}
+    # 28x28 pixel units: at most 4x4 of them, so an image is at most 16 patches -> 4 merged visual tokens.
+    image_processor = Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=112 * 112)
+    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tok, chat_template=QWEN_CHAT_TEMPLATE)
+    heads = 4
+    config = Qwen2VLConfig(
+        text_config={"vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": hidden * 2,
+                     "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": 2,
+                     "max_position_embeddings": 2048,
+                     "rope_scaling": {"type": "mrope", "rope_type": "default",
+                                      "mrope_section": [hidden // heads // 4, hidden // heads // 8,
+                                                        hidden // heads // 8]},
+                     "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+                     "bos_token_id": ids["<|im_start|>"], "tie_word_embeddings": True},
+        vision_config={"depth": 1, "embed_dim": hidden, "hidden_size": hidden, "num_heads": heads, "mlp_ratio": 2,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+    torch.manual_seed(0)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+#: A minimal LLaVA-1.5-style chat template (`USER: <image>\n... ASSISTANT:`).
+LLAVA_CHAT_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>\n{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{% if m['role'] != 'user' %}</s>{% endif %} {% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+
+
+def build_tiny_llava(out: str | Path, hidden: int = 32, layers: int = 2, image_size: int = 28) -> Path:
+    """Save a tiny random LLaVA (CLIP vision tower + Llama) with its processor to `out`."""
+    import torch
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    out = Path(out)
+    specials = ["</s>", "<s>", "<pad>", "<image>"]
+    tok = byte_tokenizer(specials, eos="</s>", pad="<pad>")
+    tok.bos_token = "<s>"
+    ids = {s: tok.convert_tokens_to_ids(s) for s in specials}
+    image_processor = CLIPImageProcessor(size={"shortest_edge": image_size},
+                                         crop_size={"height": image_size, "width": image_size})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=LLAVA_CHAT_TEMPLATE, image_token="<image>")
+    config = LlavaConfig(
+        vision_config={"model_type": "clip_vision_model", "hidden_size": hidden, "intermediate_size": hidden * 2,
+                       "num_hidden_layers": layers, "num_attention_heads": 4, "image_size": image_size,
+                       "patch_size": 14, "projection_dim": hidden},
+        text_config={"model_type": "llama", "vocab_size": len(tok), "hidden_size": hidden,
+                     "intermediate_size": hidden * 2, "num_hidden_layers": layers, "num_attention_heads": 4,
+                     "num_key_value_heads": 2, "max_position_embeddings": 2048,
+                     "eos_token_id": ids["</s>"], "pad_token_id": ids["<pad>"], "bos_token_id": ids["<s>"]},
+        image_token_id=ids["<image>"], vision_feature_layer=-1, vision_feature_select_strategy="default",
+        projector_hidden_act="gelu")
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["</s>"]
+    model.generation_config.pad_token_id = ids["<pad>"]
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
