@@ -7,6 +7,7 @@ import logging
 import os
 import platform
 import queue
+import shutil
 import sys
 import threading
 import time
@@ -112,9 +113,20 @@ def scan_sources(recipe: Recipe, echo: Callable[[str], None] = lambda s: None,
 
 
 def build_stages(recipe: Recipe, writers: list[Writer], sources: dict[str, Source] | None = None,
-                 export: bool = True) -> list[Stage]:
+                 export: bool = True, generate_url: str | None = None,
+                 generate_stats: Path | None = None) -> list[Stage]:
     """The per-item stages a recipe asks for, in order."""
     stages: list[Stage] = [ParseStage(sources=dict(sources or {}))]
+    if recipe.describe is not None:
+        from pipeline.describe.stage import DescribeStage
+
+        stages.append(DescribeStage(cfg=recipe.describe, image_root=recipe.images))
+    if recipe.generate is not None:
+        from pipeline.generate.stage import GenerateStage
+
+        stages.append(GenerateStage.from_section(recipe.generate, recipe.seed, base_url=generate_url,
+                                                 keep_records=recipe.adapt is not None,
+                                                 stats_dir=str(generate_stats) if generate_stats else None))
     if recipe.adapt is not None:
         from pipeline.adapt import AdaptStage
 
@@ -171,7 +183,12 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     # Dedup and mixing need the whole validated set: then the workers send Samples back, the driver runs
     # them, and the export runs on Ray afterwards.
     global_stages = recipe.dedup is not None or recipe.mix is not None
-    rest = build_stages(recipe, writers, export=not global_stages)[1:]
+    server = _start_llm_server(recipe, say)
+    gen_stats = out / ".generate_stats"
+    if recipe.generate is not None:
+        shutil.rmtree(gen_stats, ignore_errors=True)
+    rest = build_stages(recipe, writers, export=not global_stages, generate_url=server.base_url if server else None,
+                        generate_stats=gen_stats)[1:]
     say(f"  running stages on Ray with {runner.workers} worker(s): parse -> " + " -> ".join(s.name for s in rest))
     last = [0.0]
 
@@ -200,7 +217,11 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
         if not streaming:
             yield held, [ParseStage(sources=held_sources), *rest]
 
-    results = runner.run_parts(parts(), on_progress=progress)
+    try:
+        results = runner.run_parts(parts(), on_progress=progress)
+    finally:
+        if server is not None:
+            server.stop()
     ledger = runner.ledger
     mix_report: dict[str, Any] | None = None
     if global_stages:
@@ -224,6 +245,11 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     t0 = time.perf_counter()
     files = write_run(out, recipe, writers, shards, rejects)
     stats = compute_stats(ledger, shards, rejects, tokenizer=_tokenizer(recipe))
+    if recipe.generate is not None:
+        from pipeline.generate.stage import collect_stats
+
+        stats["generate"] = collect_stats(gen_stats) if gen_stats.exists() else {}
+        shutil.rmtree(gen_stats, ignore_errors=True)
     if mix_report is not None:
         stats["mix"] = mix_report
         # repeated copies made by up-sampling were never generated as such
@@ -243,6 +269,17 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
             "outputs": [str(p) for p in files]}
     files.append(atomic_write_text(out / "run.json", json.dumps(meta, indent=2) + "\n"))
     return BuildResult(out_dir=out, files=files, stats=stats, seconds=times, usage=usage)
+
+
+def _start_llm_server(recipe: Recipe, say: Callable[[str], None]) -> Any:
+    """With `generate.endpoint: local`, one embedded llama.cpp server for every worker, on loopback."""
+    if recipe.generate is None or recipe.generate.endpoint != "local":
+        return None
+    from pipeline.llm.server import LocalServer
+
+    server = LocalServer(recipe.generate.local, recipe.generate.model_name).start()
+    say(f"  local LLM server: {server.base_url} ({recipe.generate.model_name})")
+    return server
 
 
 def _tokenizer(recipe: Recipe) -> str | None:

@@ -230,8 +230,10 @@ class RayRunner:
         for is_actor, segment in segments(stages):
             gpus = max(st.num_gpus for st in segment)
             if is_actor:
+                # a stage may say how many actors it wants (its `concurrency`), else the runner's default
+                actors = max((getattr(st, "concurrency", 0) or 0 for st in segment), default=0) or self.options.actors
                 ds = ds.map_batches(_ActorFn, fn_constructor_args=(segment,), batch_size=1,
-                                    compute=ray.data.ActorPoolStrategy(size=self.options.actors),
+                                    compute=ray.data.ActorPoolStrategy(size=actors),
                                     num_gpus=gpus or None, num_cpus=1 if not gpus else None)
             else:
                 ds = ds.map_batches(_TaskFn(segment), batch_size=1, num_cpus=1,

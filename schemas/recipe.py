@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.dedup import DedupSection
+from pipeline.describe.config import DescribeSection
 from pipeline.llm.config import GenerateSection
 from pipeline.mix import MixSection
 from pipeline.tune.config import TuneSection
@@ -109,6 +110,7 @@ class Recipe(_Section):
     sources: list[Any]
     adapt: AdaptSection | None = None
     validate_: ValidateSection = Field(default_factory=ValidateSection, alias="validate")
+    describe: DescribeSection | None = None
     generate: GenerateSection | None = None
     dedup: DedupSection | None = None
     mix: MixSection | None = None

@@ -48,6 +48,8 @@ class DescribeSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["transformers", "openai"] = "transformers"
+    #: Describe only the records of these sources (by name); None = every record with an image.
+    sources: list[str] | None = None
     #: Hub id or local path (transformers), or the served model name (openai).
     model: str
     family: Family = "auto"

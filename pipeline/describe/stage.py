@@ -125,6 +125,8 @@ class DescribeStage(Stage):
         for i, it in enumerate(items):
             if not isinstance(it, AnnotationRecord) or it.image is None:
                 continue
+            if self.cfg.sources is not None and it.source not in self.cfg.sources:
+                continue
             img = self._load(it)
             if isinstance(img, Reject):
                 out[i] = img
