@@ -172,9 +172,11 @@ class RayRunner:
             if address:
                 ray.init(address=address, **kwargs)
             else:
-                # Local workers import what the driver can: pass the driver's sys.path on to them.
+                # Local workers import what the driver can: they inherit this environment, so the driver's
+                # sys.path goes into PYTHONPATH (a runtime_env would do the same, but slows every worker start).
                 paths = [p for p in sys.path if p and os.path.isdir(p)]
-                kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+                old = os.environ.get("PYTHONPATH")
+                os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
                 ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, **kwargs)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = self.options.progress and sys.stderr.isatty()

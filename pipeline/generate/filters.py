@@ -1,14 +1,16 @@
 """Quality filters for generated conversations; each failure has a reason code from schemas/reject.py.
 
 - `degenerate`: empty question or answer, an answer that repeats its question, the same question asked
-  twice, answers too short or too long, answers that loop (`repetitive_answer`);
+  twice, answers too short or too long, answers that loop (`repetitive_answer`), answers copied from
+  the prompt's few-shot example (`copies_example`);
 - `language`: an answer not written in the requested language;
 - `hallucination`: an answer names a COCO category the record does not have (neither among its objects
   nor in its captions), as CHAIR counts it;
 - `counting`: the answer to a "how many" question gives a number other than the record's object count.
 
 The CHAIR figures of every parsed reply are counted whether or not a filter rejects it, so stats.json
-reports how often the generator hallucinates, not how often the survivors do.
+reports how often the generator hallucinates, not how often the survivors do. The vocabulary is
+English: for another `generate.language` the hallucination and counting filters do not run.
 """
 
 from __future__ import annotations
@@ -143,10 +145,10 @@ def count_check(pairs: list[Pair], facts: RecordFacts, negation_window: int = 3)
     if not facts.has_objects:
         return None  # a record without boxes (captions only) cannot be counted
     for i, (question, answer) in enumerate(pairs):
-        if question is None or not _HOW_MANY.search(question):
+        how_many = _HOW_MANY.search(question) if question is not None else None
+        if how_many is None:
             continue
-        tail = question[_HOW_MANY.search(question).end():]  # type: ignore[union-attr]
-        asked = [m.category for m in find_mentions(tail, negation_window)]
+        asked = [m.category for m in find_mentions(question[how_many.end():], negation_window)]
         if not asked:
             continue
         cat = asked[0]
@@ -165,8 +167,18 @@ def _is_counting(question: str | None, answer: str) -> bool:
         _number(t) is not None for t in tokenize(answer))
 
 
-def degenerate_check(kind: str, pairs: list[Pair], o: FilterOptions) -> Verdict | None:
+def _ngrams(text: str, n: int = 6) -> set[tuple[str, ...]]:
+    words = _norm(text).split()
+    return {tuple(words[k:k + n]) for k in range(len(words) - n + 1)}
+
+
+def degenerate_check(kind: str, pairs: list[Pair], o: FilterOptions, examples: list[str] = ()) -> Verdict | None:
+    """Empty, echoed, repeated, copied, too short, too long or looping outputs. `examples` are the
+    few-shot replies shown in the prompt: an answer that copies them was not written for this image."""
     seen: dict[str, int] = {}
+    example_grams: set[tuple[str, ...]] = set()
+    for e in examples:
+        example_grams |= _ngrams(e)
     for i, (question, answer) in enumerate(pairs):
         where = f"pair {i + 1}" if kind == "conversation" else kind
         if question is not None and not question.strip():
@@ -190,6 +202,12 @@ def degenerate_check(kind: str, pairs: list[Pair], o: FilterOptions) -> Verdict 
         if len(words) > o.max_answer_words:
             return Verdict("answer_too_long", f"{where}: the answer has {len(words)} words, more than "
                                               f"filters.max_answer_words={o.max_answer_words}")
+        if example_grams:
+            grams = _ngrams(answer)
+            copied = len(grams & example_grams)
+            if grams and copied / len(grams) >= o.max_copied_share:
+                return Verdict("copies_example", f"{where}: {copied / len(grams):.0%} of the answer's word runs come "
+                                                 f"from the prompt's few-shot example ({answer[:80]!r})")
         if len(words) >= 20:
             lw = [w.lower() for w in words]
             grams = [tuple(lw[k:k + 3]) for k in range(len(lw) - 2)]
@@ -201,10 +219,12 @@ def degenerate_check(kind: str, pairs: list[Pair], o: FilterOptions) -> Verdict 
 
 
 def language_check(kind: str, pairs: list[Pair], language: str) -> Verdict | None:
+    """Generated questions and answers must be in `language` (a detail sample's request comes from the
+    template, not the model, and is not checked)."""
     for i, (question, answer) in enumerate(pairs):
         where = f"pair {i + 1}" if kind == "conversation" else kind
         for role, text in (("question", question), ("answer", answer)):
-            if text is None:
+            if text is None or (kind == "detail" and role == "question"):
                 continue
             problem = language_problem(text, language)
             if problem is not None:
@@ -221,13 +241,16 @@ class FilterResult:
     chair: Chair
 
 
-def run_filters(kind: str, pairs: list[Pair], facts: RecordFacts, o: FilterOptions, language: str) -> FilterResult:
+def run_filters(kind: str, pairs: list[Pair], facts: RecordFacts, o: FilterOptions, language: str,
+                examples: list[str] = ()) -> FilterResult:
     """Apply the enabled filters in order (degenerate, language, hallucination, counting); the first
-    failure decides. CHAIR counts are computed in any case."""
-    counts, bad = chair(pairs, facts, o.negation_window)
+    failure decides. CHAIR counts are computed in any case. The vocabulary is English, so the
+    hallucination and counting filters (and CHAIR) apply to English output only."""
+    english = language == "en"
+    counts, bad = chair(pairs, facts, o.negation_window) if english else (Chair(), [])
     passed: list[str] = []
     if o.degenerate:
-        v = degenerate_check(kind, pairs, o)
+        v = degenerate_check(kind, pairs, o, examples)
         if v is not None:
             return FilterResult(v, passed, counts)
         passed.append("degenerate")
@@ -236,7 +259,7 @@ def run_filters(kind: str, pairs: list[Pair], facts: RecordFacts, o: FilterOptio
         if v is not None:
             return FilterResult(v, passed, counts)
         passed.append("language")
-    if o.hallucination:
+    if o.hallucination and english:
         if bad:
             i, cats = bad[0]
             where = f"pair {i + 1}" if kind == "conversation" else kind
@@ -245,7 +268,7 @@ def run_filters(kind: str, pairs: list[Pair], facts: RecordFacts, o: FilterOptio
                                                                f"absent from the record (it has: {present})"),
                                 passed, counts)
         passed.append("hallucination")
-    if o.counting:
+    if o.counting and english:
         v = count_check(pairs, facts, o.negation_window)
         if v is not None:
             return FilterResult(v, passed, counts)

@@ -18,17 +18,16 @@ import asyncio
 import json
 import math
 import os
-import re
 import tempfile
-import threading
 import uuid
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Coroutine, TypeVar
+from typing import Any, ClassVar
 
 from pipeline.adapt.seeding import seeded_index, seeded_subset, stable_hash
+from pipeline.generate.boxes import boxes_to_markers
 from pipeline.generate.filters import Chair, record_facts, run_filters
 from pipeline.generate.parse import ParsedReply, completion_parser
 from pipeline.generate.prompts import Prompt, PromptBuilder, reply_schema
@@ -36,16 +35,13 @@ from pipeline.generate.stats import merge_stats
 from pipeline.llm.cache import ResponseCache
 from pipeline.llm.client import LLMClient, LLMReplyError, LLMRequestError, Sampling
 from pipeline.llm.config import GenerateSection
+from pipeline.llm.loop import LoopThread
 from pipeline.stage import Item, Stage
-from schemas.box import Box, parse_box
+from schemas.box import Box
 from schemas.record import AnnotationRecord
 from schemas.reject import Reject
 from schemas.sample import IMAGE_TOKEN, Lineage, Sample, escape_source_text
 from templates.library import TemplateLibrary
-
-T = TypeVar("T")
-
-_BOX_TEXT_RE = re.compile(r"\[\s*\d*\.?\d+\s*,\s*\d*\.?\d+\s*,\s*\d*\.?\d+\s*,\s*\d*\.?\d+\s*\]")
 
 
 class GenerateConfigError(ValueError):
@@ -67,35 +63,11 @@ def request_seed(seed: int, sid: str) -> int:
     return stable_hash(seed, f"generate/{sid}") % (2**31 - 1)
 
 
-class _LoopThread:
-    """An event loop running in a daemon thread; `run(coro)` blocks the caller until the coroutine ends."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._serve, name="vlforge-generate-loop", daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-
 @dataclass
 class _Runtime:
     """Per-worker state built by setup(): never pickled."""
 
-    loop: _LoopThread
+    loop: LoopThread
     client: LLMClient
     builder: PromptBuilder
     instructions: list[str]
@@ -136,6 +108,14 @@ class GenerateStage(Stage):
     _stats_file: str | None = field(default=None, init=False, repr=False, compare=False)
     _last_llm: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # Workers may start in another folder: fix relative folders to the driver's working directory.
+        c = self.config
+        if c.cache_dir is not None and not os.path.isabs(c.cache_dir):
+            self.config = c.model_copy(update={"cache_dir": os.path.abspath(c.cache_dir)})
+        if self.stats_dir is not None:
+            self.stats_dir = os.path.abspath(self.stats_dir)
+
     @classmethod
     def from_section(cls, section: GenerateSection, seed: int, **kwargs: Any) -> "GenerateStage":
         return cls(config=section, seed=seed, **kwargs)
@@ -159,7 +139,7 @@ class GenerateStage(Stage):
         c = self.config
         builder = PromptBuilder(TemplateLibrary(c.templates), c.max_pairs, c.max_objects, c.language)
         for kind in c.prompts:
-            builder.template(kind)  # fail early on a missing or broken template
+            builder.build(_PROBE, kind)  # fail early on a missing or broken template
         instructions = builder.instructions() if "detail" in c.prompts else []
         api_key = None
         if c.api_key_env:
@@ -177,7 +157,7 @@ class GenerateStage(Stage):
             server = LocalServer(c.local, c.model_name).start()
             base_url = server.base_url
         share = c.actors
-        loop = _LoopThread()
+        loop = LoopThread()
 
         async def make_client() -> LLMClient:
             return LLMClient(
@@ -200,6 +180,8 @@ class GenerateStage(Stage):
 
     def close(self) -> None:
         """Close the client, stop the event loop and any server this worker started."""
+        if self._rt is not None:
+            self._last_llm = self._rt.client.stats.as_dict()
         fin = self.__dict__.pop("_finalizer", None)
         if fin is not None:
             fin()
@@ -291,7 +273,8 @@ class GenerateStage(Stage):
         if kind == "detail":
             q = rt.instructions[seeded_index(self.effective_seed, f"{sid}/instruction", len(rt.instructions))]
             pairs = [(q, pairs[0][1])]
-        result = run_filters(kind, pairs, facts, c.filters, c.language)
+        examples = [m["content"] for m in prompt.messages[:-1] if m["role"] == "assistant"]
+        result = run_filters(kind, pairs, facts, c.filters, c.language, examples)
         self._chair.add(result.chair)
         if result.verdict is not None:
             return self._reject(record, kind, prompt, sampling, result.verdict.reason, result.verdict.message,
@@ -318,11 +301,11 @@ class GenerateStage(Stage):
         size = _image_size(record)
         turns: list[dict[str, str]] = []
         for i, (q, a) in enumerate(pairs):
-            user = _with_boxes(escape_source_text(q or ""), size, boxes)
+            user = boxes_to_markers(escape_source_text(q or ""), size, boxes)
             if i == 0:
                 user = f"{IMAGE_TOKEN}\n{user}"
             turns.append({"role": "user", "text": user})
-            turns.append({"role": "assistant", "text": _with_boxes(escape_source_text(a), size, boxes)})
+            turns.append({"role": "assistant", "text": boxes_to_markers(escape_source_text(a), size, boxes)})
         self._counts["accepted"] += 1
         self._counts[f"accepted:{kind}"] += 1
         assert record.image is not None
@@ -363,7 +346,6 @@ class GenerateStage(Stage):
         rejects = {k.split(":", 1)[1]: v for k, v in sorted(c.items()) if k.startswith("reject:")}
         accepted_by = {k.split(":", 1)[1]: v for k, v in sorted(c.items()) if k.startswith("accepted:")}
         llm = self._rt.client.stats.as_dict() if self._rt is not None else self._last_llm
-        self._last_llm = llm
         h = self._chair
         return {
             "records": c["records"], "units": c["units"], "accepted": c["accepted"], "rejected": c["rejected"],
@@ -397,6 +379,12 @@ def collect_stats(stats_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return merge_stats(parts)
 
 
+#: A record every template must render for (checked in setup, so a broken template fails before any call).
+_PROBE = AnnotationRecord.model_validate({
+    "id": "probe", "source": "probe", "source_kind": "probe", "image": {"path": "probe.jpg", "width": 4, "height": 4},
+    "captions": [{"text": "A cat on a mat."}],
+    "objects": [{"category": "cat", "box": {"x1": 0, "y1": 0, "x2": 2, "y2": 2, "width": 4, "height": 4}}]})
+
 _FIX_FILTER = ("The sample was filtered out; tune generate.filters, or use a stronger model "
                "(generate.endpoint and generate.model)")
 _FIXES: dict[str, str] = {
@@ -414,23 +402,3 @@ def _image_size(record: AnnotationRecord) -> tuple[int, int] | None:
     if record.objects:
         return record.objects[0].box.width, record.objects[0].box.height
     return None
-
-
-def _with_boxes(text: str, size: tuple[int, int] | None, boxes: list[Box]) -> str:
-    """Replace boxes written `[x1, y1, x2, y2]` in [0, 1] (as the prompt gave them) by `<box:N>` markers,
-    so each output writes them in its own box format. Anything else in brackets stays text."""
-    if size is None or "[" not in text:
-        return text
-
-    def sub(m: re.Match[str]) -> str:
-        try:
-            values = [float(v) for v in m.group(0).strip("[] ").split(",")]
-            if not all(0.0 <= v <= 1.0 for v in values):
-                return m.group(0)
-            box = parse_box(m.group(0), "norm1", size[0], size[1])
-        except ValueError:
-            return m.group(0)
-        boxes.append(box)
-        return f"<box:{len(boxes) - 1}>"
-
-    return _BOX_TEXT_RE.sub(sub, text)

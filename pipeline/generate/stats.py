@@ -51,3 +51,9 @@ def summarize(counts: dict[str, Any], cost_per_1k_prompt: float | None = None,
         out["cost"] = round(llm.get("prompt_tokens", 0) / 1000 * (cost_per_1k_prompt or 0.0)
                             + llm.get("completion_tokens", 0) / 1000 * (cost_per_1k_completion or 0.0), 6)
     return out
+
+
+def report(parts: Iterable[dict[str, Any]], cost_per_1k_prompt: float | None = None,
+           cost_per_1k_completion: float | None = None) -> dict[str, Any]:
+    """`merge_stats` then `summarize`: the stats.json `generate` section from every worker's stats()."""
+    return summarize(merge_stats(parts), cost_per_1k_prompt, cost_per_1k_completion)

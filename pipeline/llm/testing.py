@@ -8,7 +8,8 @@ never on timing or thread order, so a test sees the same faults on every run.
 
 It counts every arrival, each outcome, and each request answered successfully (by request hash), so a
 test can prove that no successful call was made twice. It is bounded: it stops itself after
-`lifetime_s` seconds or `max_requests` arrivals, and every delayed handler wakes up when it stops.
+`lifetime_s` seconds, answers 503 to every arrival beyond `max_requests`, and every delayed or held
+handler wakes up when it stops.
 """
 
 from __future__ import annotations
@@ -268,6 +269,10 @@ class _Handler(BaseHTTPRequestHandler):
             # The client gave up (a slow reply after its timeout).
             if outcome == "ok":
                 ep._undo_ok(key)
+        except Exception as e:  # noqa: BLE001 - a failing responder is a 500, not a dead handler
+            if outcome == "ok":
+                ep._undo_ok(key)
+            self._send(500, json.dumps({"error": {"message": f"responder failed: {e!r}"}}).encode())
 
     def _answer(self, ep: FakeEndpoint, body: dict[str, Any], outcome: str) -> None:
         if outcome == "held":

@@ -75,13 +75,14 @@ def respond(body: dict[str, Any]) -> str:
     kind = prompt_kind(body)
     first_cat, first_n = next(iter(counts.items()))
     said_n = first_n + 1 if "#wrongcount" in directives else first_n
+    said = f"{'is' if said_n == 1 else 'are'} {said_n} {first_cat if said_n == 1 else plural(first_cat)}"
     where = f" It is at {objects[0][1]}." if "#box" in directives else ""
     if kind == "conversation":
         pairs = [
             {"question": "What can be seen in this image?",
              "answer": f"The image shows {_listing(counts)}.{where}{extra}"},
             {"question": f"How many {plural(first_cat)} are there?",
-             "answer": f"There {'is' if said_n == 1 else 'are'} {said_n} {first_cat if said_n == 1 else plural(first_cat)}."},
+             "answer": f"There {said}."},
         ]
         text = json.dumps({"conversation": pairs})
         if "#truncate" in directives:

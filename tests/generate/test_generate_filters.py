@@ -120,6 +120,18 @@ def test_degenerate_outputs(kind: str, pairs: list, reason: str) -> None:
     assert reason in REASONS
 
 
+def test_an_answer_copied_from_the_few_shot_example_is_rejected() -> None:
+    example = ('{"question": "What should the skier keep in mind?", "answer": "The slope below the skier is steep, '
+               'so speed will build up quickly. Before starting, the skier should check that the run is clear."}')
+    copied = ("The slope below the skier is steep, so speed will build up quickly. Before starting, the skier "
+              "should check that the speed is under control.")
+    v = degenerate_check("complex", [("What should the rider keep in mind?", copied)], OPTS, [example])
+    assert v is not None and v.reason == "copies_example" and v.message.startswith("complex: 80% of the answer's")
+    own = "The rider should hold the reins firmly and watch the waves, since wet sand can make the horse slip."
+    assert degenerate_check("complex", [("What should the rider keep in mind?", own)], OPTS, [example]) is None
+    assert "copies_example" in REASONS
+
+
 def test_short_counting_answers_are_fine() -> None:
     assert degenerate_check("conversation", [("How many dogs are there?", "Two.")], OPTS) is None
 
@@ -144,7 +156,19 @@ def test_language_filter_reason() -> None:
     res = run_filters("complex", [("Pourquoi le chien court-il dans le parc ?",
                                    "Le chien court parce que il est content et il aime le parc.")], facts, OPTS, "en")
     assert res.verdict is not None and res.verdict.reason == "wrong_language"
-    assert res.verdict.message.startswith("complex: the question is not in the requested language 'en': it reads as French")
+    assert res.verdict.message.startswith(
+        "complex: the question is not in the requested language 'en': it reads as French")
+
+
+def test_a_detail_request_from_the_template_is_not_language_checked() -> None:
+    facts = record([("dog", False)])
+    answer = "Ein Hund läuft mit dem Ball über die Wiese und ist sehr froh, der Himmel ist blau und klar."
+    res = run_filters("detail", [("Describe the image in detail.", answer)], facts, OPTS, "de")
+    # "Ball" is not read as the English "ball": the vocabulary filters run on English output only.
+    assert res.verdict is None and res.passed == ["degenerate", "language"] and res.chair.answers == 0
+    res = run_filters("detail", [("Describe the image in detail.", answer)], facts, OPTS, "en")
+    assert res.verdict is not None and res.verdict.message.startswith(
+        "detail: the answer is not in the requested language 'en': it reads as German")
 
 
 def test_filters_can_be_switched_off() -> None:

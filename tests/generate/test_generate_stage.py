@@ -13,7 +13,7 @@ import pytest
 
 from fake_llm import respond
 from pipeline.generate.stage import GenerateConfigError, GenerateStage, collect_stats, request_seed
-from pipeline.generate.stats import merge_stats, summarize
+from pipeline.generate.stats import merge_stats, report, summarize
 from pipeline.llm.config import GenerateSection
 from pipeline.llm.testing import FakeEndpoint, FaultPlan
 from schemas.reject import REASONS, Reject
@@ -143,11 +143,11 @@ def test_box_coordinates_in_answers_become_box_markers() -> None:
 
 def test_faulty_endpoint_run_completes_and_counts_add_up() -> None:
     plan = FaultPlan(rate_limit=0.15, server_error=0.15, malformed=0.1, drop=0.1, slow=0.05, retry_after_s=0.01,
-                     slow_s=0.8, seed=11)
+                     slow_s=3.0, seed=11)
     recs = records()
     items = recs[:3] + [r.model_copy(update={"id": f"{r.id}-{i}"}) for i in range(3) for r in recs[:3]]
     with FakeEndpoint(respond, plan) as ep:
-        out, stats = run_stage(ep, items, timeout_s=0.4, max_retries=2, concurrency=6)
+        out, stats = run_stage(ep, items, timeout_s=1.5, max_retries=2, concurrency=6)
         faults = {k: v for k, v in ep.counts.outcomes.items() if k != "ok"}
     assert set(faults) == {"rate_limit", "server_error", "malformed", "drop", "slow"}
     units = len(items) * 3
@@ -234,6 +234,9 @@ def test_cost_is_reported_when_prices_are_given() -> None:
     counts = {"llm": {"prompt_tokens": 2000, "completion_tokens": 500, "ok": 2, "cache_hits": 2}}
     s = summarize(counts, cost_per_1k_prompt=0.5, cost_per_1k_completion=2.0)
     assert s["cost"] == 2.0 and s["cache_hit_rate"] == 0.5
+    r = report([counts, counts], 0.5, 2.0)
+    assert r["cost"] == 4.0 and r["llm"]["prompt_tokens"] == 4000
+    assert "cost" not in summarize(counts)
 
 
 def test_missing_api_key_variable_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

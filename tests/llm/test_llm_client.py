@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.llm.cache import ResponseCache
 from pipeline.llm.client import Completion, LLMClient, LLMReplyError, LLMRequestError, ReplyParseError, Sampling
-from pipeline.llm.testing import FakeEndpoint, FaultPlan
+from pipeline.llm.testing import FakeEndpoint, FaultPlan, wait_until
 
 S = Sampling(temperature=0.0, top_p=1.0, max_tokens=32, seed=1)
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
@@ -43,19 +43,20 @@ async def _with_client(ep: FakeEndpoint, fn: Any, **kw: Any) -> Any:
                                         ("malformed", "malformed"), ("drop", "connection"),
                                         ("slow", "timeout")])
 def test_each_fault_is_retried_then_reported_by_kind(fault: str, kind: str) -> None:
-    with FakeEndpoint(faults=FaultPlan(**{fault: 1.0}, retry_after_s=0.01, slow_s=1.0)) as ep:
+    timeout = 0.5 if fault == "slow" else 10.0  # generous unless the timeout is the point (busy CI machines)
+    with FakeEndpoint(faults=FaultPlan(**{fault: 1.0}, retry_after_s=0.01, slow_s=2.0)) as ep:
         with pytest.raises(LLMRequestError) as err:
-            run(_with_client(ep, lambda c: c.chat(msgs(0), S), max_retries=2, timeout_s=0.3))
+            run(_with_client(ep, lambda c: c.chat(msgs(0), S), max_retries=2, timeout_s=timeout))
         assert err.value.kind == kind
         assert err.value.attempts == 3
         assert "after 3 attempt(s)" in str(err.value) and ep.base_url in str(err.value)
-        assert ep.counts.arrivals == 3
+        assert wait_until(lambda: ep.counts.arrivals == 3, timeout_s=5)
         assert ep.counts.outcomes[fault] == 3
 
 
 def test_mixed_faults_all_requests_complete_and_each_success_is_counted_once() -> None:
     plan = FaultPlan(rate_limit=0.1, server_error=0.1, malformed=0.1, drop=0.1, slow=0.05, retry_after_s=0.01,
-                     slow_s=0.6, seed=3)
+                     slow_s=3.0, seed=3)
 
     async def go(c: LLMClient) -> list[Completion]:
         return list(await asyncio.gather(*(c.chat(msgs(i), S) for i in range(40))))
@@ -68,7 +69,7 @@ def test_mixed_faults_all_requests_complete_and_each_success_is_counted_once() -
             stats_holder.update(c.stats.as_dict())
             return out
 
-        out = run(_with_client(ep, go_and_keep, max_retries=10, timeout_s=0.3, concurrency=8))
+        out = run(_with_client(ep, go_and_keep, max_retries=10, timeout_s=1.5, concurrency=8))
         assert len(out) == 40 and all(not c.cached for c in out)
         assert sorted(json.loads(c.content)["echo"] for c in out) == sorted(
             {json.loads(c.content)["echo"] for c in out})  # 40 distinct replies
@@ -161,12 +162,14 @@ def test_concurrency_limit_holds() -> None:
 
 def test_requests_per_minute_limit_spaces_calls() -> None:
     with FakeEndpoint() as ep:
-        async def go(c: LLMClient) -> None:
+        async def go(c: LLMClient) -> float:
             await asyncio.gather(*(c.chat(msgs(i), S) for i in range(15)))
+            return c.stats.rate_limit_wait_s
 
         t0 = time.monotonic()
-        run(_with_client(ep, go, rpm=600, concurrency=15))  # 10/s with a burst of 10: 5 must wait 0.1 s each
+        waited = run(_with_client(ep, go, rpm=600, concurrency=15))  # 10/s, burst of 10: 5 wait 0.1 s each
         assert time.monotonic() - t0 >= 0.45
+        assert waited >= 0.45  # the 15th request alone cannot start before 0.5 s
         assert ep.counts.arrivals == 15
 
 
