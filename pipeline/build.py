@@ -246,9 +246,11 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     files = write_run(out, recipe, writers, shards, rejects)
     stats = compute_stats(ledger, shards, rejects, tokenizer=_tokenizer(recipe))
     if recipe.generate is not None:
-        from pipeline.generate.stage import collect_stats
+        from pipeline.generate.stats import report
 
-        stats["generate"] = collect_stats(gen_stats) if gen_stats.exists() else {}
+        parts = [json.loads(p.read_text()) for p in sorted(gen_stats.glob("generate-*.json"))]
+        g = recipe.generate
+        stats["generate"] = report(parts, g.cost_per_1k_prompt_tokens, g.cost_per_1k_completion_tokens)
         shutil.rmtree(gen_stats, ignore_errors=True)
     if mix_report is not None:
         stats["mix"] = mix_report

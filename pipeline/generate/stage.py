@@ -196,7 +196,8 @@ class GenerateStage(Stage):
         jobs: list[tuple[int, AnnotationRecord, str]] = []
         slots: list[list[Item]] = []
         for item in items:
-            if not isinstance(item, AnnotationRecord):
+            if not isinstance(item, AnnotationRecord) or (
+                    self.config.sources is not None and item.source not in self.config.sources):
                 slots.append([item])
                 continue
             self._counts["records"] += 1

@@ -88,6 +88,9 @@ class GenerateSection(_Section):
     #: NAME of the environment variable holding the API key (e.g. OPENAI_API_KEY); never the key itself.
     api_key_env: str | None = None
     prompts: list[PromptKind] = Field(default_factory=lambda: ["conversation", "detail", "complex"])
+    #: Generate only for the records of these sources (by name); None = every record with an image and
+    #: captions or objects. Records of other sources pass through untouched.
+    sources: list[str] | None = None
     #: Use a seeded choice of this many prompts per record; None = every prompt for every record.
     prompts_per_record: int | None = Field(default=None, ge=1)
     #: Folders of user templates (self_instruct/<kind>.jinja2) that override the bundled prompts.
