@@ -590,9 +590,24 @@ def test_golden_hf_dataset(tmp_path: Path) -> None:
 # ---- coverage ----------------------------------------------------------------------------------------------
 
 #: The kinds the goldens above cover; a new registered source needs a golden here.
+def test_images_unlabelled(tmp_path: Path) -> None:
+    # Unlabelled images carry nothing to adapt until the describe stage adds captions and boxes: without
+    # it every image is a no_task reject (never dropped silently).
+    from PIL import Image
+
+    for name, size in (("b.png", (30, 20)), ("a.jpg", (40, 40)), ("notes.txt", None)):
+        if size is None:
+            (tmp_path / name).write_text("not an image")
+        else:
+            Image.new("RGB", size).save(tmp_path / name)
+    records, rejects = run_golden({"kind": "images"}, tmp_path)
+    assert records == []
+    assert rejects == [("no_task", "a.jpg"), ("no_task", "b.png")]
+
+
 GOLDEN_KINDS = {"coco_captions", "coco_instances", "vqav2", "okvqa", "gqa", "textvqa", "ocrvqa", "refcoco",
                 "refcoco_plus", "refcocog", "scienceqa", "karpathy", "flickr30k", "image_folder", "generic",
-                "alpaca", "sharegpt", "dolly", "openai_messages", "hf_dataset"}
+                "alpaca", "sharegpt", "dolly", "openai_messages", "hf_dataset", "images"}
 
 
 def test_every_registered_source_has_a_golden() -> None:
