@@ -165,3 +165,23 @@ def test_our_writers_outputs_pass_every_validator(tmp_path: Path, box_format: st
         w = cls(OutputFormat(kind=cls.kind, box_format=box_format, name=cls.kind), "demo")
         (data, *_) = w.write([w.encode(s) for s in samples], tmp_path / cls.kind, IMAGES)
         assert validate_file(data, cls.kind, IMAGES) == []
+
+
+def test_llava_fast_path_never_passes_a_row_the_full_check_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json as _json
+
+    from outputs.validators import llava as v
+
+    rows = _json.loads((ASSETS / "llava_bad.json").read_text())
+    rows += [{"id": "a", "image": "x.jpg", "conversations": [{"from": "human", "value": "<image>\nQ?"},
+                                                             {"from": "gpt", "value": "A."}]},
+             {"id": "t", "conversations": [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]},
+             {"id": "b", "image": "x.jpg", "conversations": [{"from": "human", "value": "Q?"},
+                                                             {"from": "gpt", "value": "<image> A."}]}]
+    fast = [v._plainly_valid(r) for r in rows]
+    monkeypatch.setattr(v, "_plainly_valid", lambda row: False)
+    full = [v.check_row(i, r) for i, r in enumerate(rows)]
+    assert any(fast) and not all(fast)
+    for ok, violations, row in zip(fast, full, rows):
+        if ok:
+            assert violations == [], row
