@@ -8,6 +8,9 @@ kept, because box conventions live in them (`<loc_N>`, `<|box_start|>`); the par
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.describe.backend import Reply
@@ -16,6 +19,88 @@ from pipeline.describe.config import MODEL_TYPE_FAMILY, DescribeSection
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+log = logging.getLogger(__name__)
+
+
+def _missing_torchvision(exc: BaseException) -> bool:
+    """Whether `exc` (or what it was raised from) comes from torchvision being absent."""
+    try:
+        import torchvision  # noqa: F401
+        return False
+    except ImportError:
+        pass
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = f"{type(e).__name__}: {e}"
+        # transformers without torchvision: the video-processor auto classes are stubs, so the base-class lookup
+        # fails with these messages (5.x), or an import names torchvision directly.
+        if "torchvision" in text.lower() or "VIDEO_PROCESSOR_MAPPING" in text or "VideoProcessor" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def image_only_qwen2vl_processor(model: str, family: str = "qwen2vl") -> Any:
+    """A Qwen2-VL processor without its video processor, for machines without torchvision.
+
+    Qwen2-VL's `AutoProcessor` also loads a video processor, which needs torchvision; images need only the
+    PIL/numpy image processor (`Qwen2VLImageProcessorPil`) and the tokenizer. The processor class checks every
+    sub-processor's type, and without torchvision the video processor's base class cannot even be looked up,
+    so the subclass here skips that check for an absent (None) video processor. Videos are not supported.
+    """
+    import transformers
+    from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
+
+    base = transformers.Qwen2_5_VLProcessor if family == "qwen25vl" else transformers.Qwen2VLProcessor
+
+    class ImageOnlyQwen2VLProcessor(base):  # type: ignore[misc, valid-type]
+        def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
+            if argument_name == "video_processor" and argument is None:
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+    folder = Path(model)
+    ip_kwargs: dict[str, Any] | None = None
+    chat_template: str | None = None
+    if folder.is_dir():
+        if (folder / "preprocessor_config.json").is_file():
+            ip_kwargs = json.loads((folder / "preprocessor_config.json").read_text())
+        elif (folder / "processor_config.json").is_file():
+            ip_kwargs = json.loads((folder / "processor_config.json").read_text()).get("image_processor")
+        if (folder / "chat_template.jinja").is_file():
+            chat_template = (folder / "chat_template.jinja").read_text()
+        elif (folder / "chat_template.json").is_file():
+            chat_template = json.loads((folder / "chat_template.json").read_text()).get("chat_template")
+    if ip_kwargs is not None:
+        drop = {"image_processor_type", "processor_class", "_processor_class", "auto_map", "backend"}
+        image_processor = Qwen2VLImageProcessorPil(**{k: v for k, v in ip_kwargs.items() if k not in drop})
+    else:  # a hub id: let transformers resolve the file
+        image_processor = Qwen2VLImageProcessorPil.from_pretrained(model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if chat_template is None:
+        chat_template = getattr(tokenizer, "chat_template", None)
+    return ImageOnlyQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+                                     chat_template=chat_template)
+
+
+def load_processor(model: str, family: str) -> Any:
+    """`AutoProcessor.from_pretrained(model)`, or for Qwen2-VL-style models without torchvision an image-only
+    processor assembled from the PIL image processor and the tokenizer (logged)."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(model)
+    except Exception as e:
+        if family not in ("qwen2vl", "qwen25vl") or not _missing_torchvision(e):
+            raise
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+        log.warning("describe: AutoProcessor for %s needs torchvision, which is not installed (%s: %s); "
+                    "using an image-only processor (Qwen2VLImageProcessorPil + tokenizer, no video processor)",
+                    model, type(e).__name__, first[:200])
+        return image_only_qwen2vl_processor(model, family)
+
 
 class TransformersBackend:
     """Loads processor and model once; `generate` runs one prompt over a batch of images."""
@@ -23,7 +108,7 @@ class TransformersBackend:
     def __init__(self, cfg: DescribeSection) -> None:
         try:
             import torch
-            from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+            from transformers import AutoConfig, AutoModelForImageTextToText
         except ImportError:
             raise ImportError("describe.backend transformers needs torch and transformers; "
                               "install them with `pip install torch transformers`") from None
@@ -40,7 +125,7 @@ class TransformersBackend:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype: Any = {"auto": torch.bfloat16 if self.device == "cuda" else torch.float32,
                       "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
-        self.processor = AutoProcessor.from_pretrained(cfg.model)
+        self.processor = load_processor(cfg.model, family)
         tok = getattr(self.processor, "tokenizer", None)
         if tok is not None:
             tok.padding_side = "left"

@@ -41,14 +41,16 @@ def byte_tokenizer(specials: list[str], eos: str, pad: str):  # -> PreTrainedTok
 def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2) -> Path:
     """Save a tiny random Qwen2-VL (model + processor) to `out` and return the folder."""
     import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil
 
     out = Path(out)
     tok = byte_tokenizer(QWEN_SPECIALS, eos="<|im_end|>", pad="<|endoftext|>")
     ids = {s: tok.convert_tokens_to_ids(s) for s in QWEN_SPECIALS}
     # 28x28 pixel units: at most 4x4 of them, so an image is at most 16 patches -> 4 merged visual tokens.
-    image_processor = Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=112 * 112)
-    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tok, chat_template=QWEN_CHAT_TEMPLATE)
+    # The PIL image processor needs no torchvision. The processor is saved as its parts (the layout of a hub
+    # checkpoint: preprocessor_config.json, tokenizer files, chat_template.jinja), because a Qwen2VLProcessor
+    # cannot be built or saved without a video processor, which needs torchvision.
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=112 * 112)
     heads = 4
     config = Qwen2VLConfig(
         text_config={"vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": hidden * 2,
@@ -69,7 +71,9 @@ def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2) -> Pa
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(out)
-    processor.save_pretrained(out)
+    image_processor.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "chat_template.jinja").write_text(QWEN_CHAT_TEMPLATE)
     return out
 
 

@@ -49,3 +49,71 @@ def test_tiny_llava_describes_demo_images(tiny_llava: Path) -> None:
             assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
             assert x.lineage is not None and x.lineage.model == str(tiny_llava)
             assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+
+
+# ---- Qwen2-VL without torchvision ------------------------------------------------------------------------
+#
+# Qwen2-VL's AutoProcessor also loads a video processor, which needs torchvision (not installed here); the
+# backend then assembles an image-only processor (Qwen2VLImageProcessorPil + tokenizer) and logs why. The tiny
+# model is random, so only the STRUCTURE of the stage's output is checked, never the words or boxes.
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipeline.describe.tiny import build_tiny_qwen2vl
+
+    return build_tiny_qwen2vl(tmp_path_factory.mktemp("tiny_qwen2vl"))
+
+
+def _torchvision_missing() -> bool:
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def test_tiny_qwen2vl_loads_through_from_pretrained(tiny_qwen2vl: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from transformers import Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    from pipeline.describe.hf_backend import TransformersBackend
+
+    with caplog.at_level("WARNING", logger="pipeline.describe.hf_backend"):
+        backend = TransformersBackend(DescribeSection(model=str(tiny_qwen2vl), max_new_tokens=4))
+    assert backend.family == "qwen2vl"  # read from the saved config's model_type
+    assert isinstance(backend.model, Qwen2VLForConditionalGeneration)
+    assert not backend.encoder_decoder
+    assert backend.processor.tokenizer.padding_side == "left"
+    if _torchvision_missing():
+        assert isinstance(backend.processor.image_processor, Qwen2VLImageProcessorPil)
+        assert backend.processor.video_processor is None
+        assert any("needs torchvision" in r.getMessage() and "image-only processor" in r.getMessage()
+                   for r in caplog.records)
+    text = backend._text("Describe this image in detail.")
+    assert "<|vision_start|><|image_pad|><|vision_end|>" in text and text.endswith("<|im_start|>assistant\n")
+
+
+def test_tiny_qwen2vl_describes_demo_images(tiny_qwen2vl: Path) -> None:
+    records = sorted(ImageGlobSource(ImageGlobOptions(kind="images", path="*.jpg"), DEMO).read(),
+                     key=lambda r: r.id)[:3]
+    assert len(records) == 3 and all(isinstance(r, AnnotationRecord) for r in records)
+    cfg = DescribeSection(model=str(tiny_qwen2vl), batch_size=2, max_new_tokens=6)  # 2 + 1: a ragged last batch
+    stage = DescribeStage(cfg=cfg, image_root=str(DEMO))
+    stage.setup()
+    assert stage.backend.family == "qwen2vl"
+    replies = stage.backend.generate([stage._load(r) for r in records[:2]], "Describe this image in detail.")
+    assert len(replies) == 2 and all(isinstance(r.text, str) and r.input_size is None for r in replies)
+    out = stage.process_batch(list(records))
+    assert len(out) == 3
+    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
+    for x in out:  # random weights: a record either parses (structure checked) or is an unparseable reject
+        if isinstance(x, AnnotationRecord):
+            assert x.describe is not None and x.describe["model"] == str(tiny_qwen2vl)
+            assert x.describe["family"] == "qwen2vl" and x.describe["box_convention"] == "qwen2vl"
+            assert set(x.describe["raw_output"]) == {"caption", "detect"}
+            assert len(x.captions) == 1 and x.captions[0].detailed and x.captions[0].text
+            assert all(o.box.inside_image(0) for o in x.objects)
+        else:
+            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
+            assert x.lineage is not None and x.lineage.model == str(tiny_qwen2vl)
+            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
