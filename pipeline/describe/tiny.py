@@ -118,3 +118,117 @@ def build_tiny_llava(out: str | Path, hidden: int = 32, layers: int = 2, image_s
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+#: Florence-2's task tokens. Florence2Processor rewrites a prompt that is one of them into its natural-language
+#: question before tokenizing, so the model never sees them; they are in the tokenizer (as in the released
+#: checkpoints' vocabularies) so that replies echoing them decode as one token.
+FLORENCE_TASKS = ["<OCR>", "<OCR_WITH_REGION>", "<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>",
+                  "<OD>", "<DENSE_REGION_CAPTION>", "<CAPTION_TO_PHRASE_GROUNDING>",
+                  "<REFERRING_EXPRESSION_SEGMENTATION>", "<REGION_TO_SEGMENTATION>", "<OPEN_VOCABULARY_DETECTION>",
+                  "<REGION_TO_CATEGORY>", "<REGION_TO_DESCRIPTION>", "<REGION_TO_OCR>", "<REGION_PROPOSAL>"]
+
+
+def build_tiny_florence2(out: str | Path, hidden: int = 32, layers: int = 1, image_size: int = 64) -> Path:
+    """Save a tiny random Florence-2 (DaViT vision tower + BART encoder-decoder) with its processor to `out`.
+
+    The tokenizer holds BART's specials, `<image>`, the 1000 location tokens `<loc_0>`..`<loc_999>` and the
+    task tokens. The vision tower downsamples by 4*2*2*2 = 32, so an `image_size` square image is
+    (image_size/32)^2 spatial tokens plus one pooled token: the processor's `image_seq_length`."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import (CLIPImageProcessorPil, Florence2Config, Florence2ForConditionalGeneration,
+                              Florence2Processor, PreTrainedTokenizerFast)
+
+    out = Path(out)
+    if image_size % 32:
+        raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
+    base = ["<s>", "<pad>", "</s>", "<unk>", "<image>"]
+    locs = [f"<loc_{i}>" for i in range(1000)]
+    specials = base + FLORENCE_TASKS + locs
+    # byte_tokenizer's construction, but with BART's four specials and `<image>` registered as the tokenizer's
+    # image_token (Florence2Processor reads tokenizer.image_token / image_token_id).
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(alphabet))}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(specials)
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                  unk_token="<unk>", extra_special_tokens={"image_token": "<image>"})
+    ids = {s: tok.convert_tokens_to_ids(s) for s in base}
+    seq_len = (image_size // 32) ** 2 + 1
+    image_processor = CLIPImageProcessorPil(size={"height": image_size, "width": image_size}, do_center_crop=False,
+                                            crop_size={"height": image_size, "width": image_size},
+                                            image_seq_length=seq_len)
+    processor = Florence2Processor(image_processor=image_processor, tokenizer=tok)
+    dims = [hidden // 2, hidden // 2, hidden, hidden]
+    config = Florence2Config(
+        vision_config={"depths": [1, 1, 1, 1], "embed_dim": dims, "num_heads": [2, 2, 4, 4],
+                       "num_groups": [2, 2, 4, 4], "window_size": 2, "drop_path_rate": 0.0,
+                       "projection_dim": hidden, "max_position_embeddings": 16, "max_temporal_embeddings": 4},
+        text_config={"model_type": "bart", "vocab_size": len(tok), "d_model": hidden, "encoder_layers": layers,
+                     "decoder_layers": layers, "encoder_attention_heads": 4, "decoder_attention_heads": 4,
+                     "encoder_ffn_dim": hidden * 2, "decoder_ffn_dim": hidden * 2, "max_position_embeddings": 256,
+                     "bos_token_id": ids["<s>"], "pad_token_id": ids["<pad>"], "eos_token_id": ids["</s>"],
+                     "decoder_start_token_id": ids["</s>"], "forced_bos_token_id": ids["<s>"],
+                     "forced_eos_token_id": ids["</s>"]},
+        image_token_id=ids["<image>"])
+    torch.manual_seed(0)
+    model = Florence2ForConditionalGeneration(config).eval()
+    gc = model.generation_config
+    gc.bos_token_id, gc.eos_token_id, gc.pad_token_id = ids["<s>"], ids["</s>"], ids["<pad>"]
+    # BART's convention, as in the released checkpoints: decoding starts at </s> and <s> is forced next.
+    gc.decoder_start_token_id, gc.forced_bos_token_id = ids["</s>"], ids["<s>"]
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+#: A minimal Idefics3 / SmolVLM chat template (`User:<image>...<end_of_utterance>\nAssistant:`).
+IDEFICS3_CHAT_TEMPLATE = (
+    "<|im_start|>{% for m in messages %}{{ m['role'] | capitalize }}:"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% endif %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}")
+
+
+def build_tiny_idefics3(out: str | Path, hidden: int = 32, layers: int = 2, image_size: int = 32,
+                        patch_size: int = 8) -> Path:
+    """Save a tiny random Idefics3 (SmolVLM's architecture: SigLIP-style tower + pixel shuffle + Llama) with its
+    processor to `out`. Images are not split into tiles: each is one `image_size` square, which the pixel
+    shuffle (scale factor 2) turns into (image_size/patch_size)^2 / 4 image tokens."""
+    import torch
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessorPil,
+                              Idefics3Processor)
+
+    out = Path(out)
+    scale = 2
+    grid = image_size // patch_size
+    if image_size % patch_size or grid % scale:
+        raise ValueError(f"image_size/patch_size must be a whole multiple of {scale}, got {image_size}/{patch_size}")
+    specials = ["<|im_start|>", "<end_of_utterance>", "<|endoftext|>", "<fake_token_around_image>", "<image>",
+                "<global-img>"] + [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    tok = byte_tokenizer(specials, eos="<end_of_utterance>", pad="<|endoftext|>")
+    tok.bos_token = "<|im_start|>"
+    ids = {s: tok.convert_tokens_to_ids(s) for s in specials}
+    image_processor = Idefics3ImageProcessorPil(size={"longest_edge": image_size},
+                                                max_image_size={"longest_edge": image_size},
+                                                do_image_splitting=False)
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok,
+                                  image_seq_len=grid * grid // (scale * scale), chat_template=IDEFICS3_CHAT_TEMPLATE)
+    config = Idefics3Config(
+        vision_config={"hidden_size": hidden, "intermediate_size": hidden * 2, "num_hidden_layers": layers,
+                       "num_attention_heads": 4, "image_size": image_size, "patch_size": patch_size},
+        text_config={"model_type": "llama", "vocab_size": len(tok), "hidden_size": hidden,
+                     "intermediate_size": hidden * 2, "num_hidden_layers": layers, "num_attention_heads": 4,
+                     "num_key_value_heads": 2, "max_position_embeddings": 2048,
+                     "eos_token_id": ids["<end_of_utterance>"], "pad_token_id": ids["<|endoftext|>"],
+                     "bos_token_id": ids["<|im_start|>"]},
+        image_token_id=ids["<image>"], scale_factor=scale, pad_token_id=ids["<|endoftext|>"])
+    torch.manual_seed(0)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out

@@ -117,3 +117,128 @@ def test_tiny_qwen2vl_describes_demo_images(tiny_qwen2vl: Path) -> None:
             assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
             assert x.lineage is not None and x.lineage.model == str(tiny_qwen2vl)
             assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+
+
+# ---- Florence-2 ------------------------------------------------------------------------------------------
+#
+# A tiny random Florence-2 (DaViT tower + BART encoder-decoder, native in transformers), with a tokenizer holding
+# `<image>`, `<loc_0>`..`<loc_999>` and the task tokens. The backend passes the task token as the whole text;
+# Florence2Processor rewrites it into its question and prepends the image tokens. Random weights: only the
+# STRUCTURE of what the stage makes of the replies is checked, never their words or boxes.
+
+
+@pytest.fixture(scope="module")
+def tiny_florence2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipeline.describe.tiny import build_tiny_florence2
+
+    return build_tiny_florence2(tmp_path_factory.mktemp("tiny_florence2"))
+
+
+def test_tiny_florence2_loads_through_from_pretrained(tiny_florence2: Path) -> None:
+    from transformers import Florence2ForConditionalGeneration, Florence2Processor
+
+    from pipeline.describe.hf_backend import TransformersBackend
+
+    backend = TransformersBackend(DescribeSection(model=str(tiny_florence2), max_new_tokens=4))
+    assert backend.family == "florence2"  # read from the saved config's model_type
+    assert isinstance(backend.model, Florence2ForConditionalGeneration)
+    assert isinstance(backend.processor, Florence2Processor)
+    assert backend.encoder_decoder
+    assert backend._text("<OD>") == "<OD>"  # the task token is the whole text, no chat template
+    tok = backend.processor.tokenizer
+    assert all(tok.convert_tokens_to_ids(t) != tok.unk_token_id for t in ("<loc_0>", "<loc_999>", "<OD>", "<image>"))
+    inputs = backend.processor(text=["<OD>"], images=[_demo_image()], return_tensors="pt")
+    ids = inputs["input_ids"][0].tolist()
+    assert ids.count(backend.model.config.image_token_id) == backend.processor.num_image_tokens
+    # the processor asks the task's question, not the task token itself
+    assert "Locate the objects" in tok.decode(ids) and "<OD>" not in tok.decode(ids)
+
+
+def _demo_image():  # -> PIL.Image.Image
+    from PIL import Image
+
+    with Image.open(sorted(DEMO.glob("*.jpg"))[0]) as im:
+        return im.convert("RGB")
+
+
+def test_tiny_florence2_describes_demo_images(tiny_florence2: Path) -> None:
+    records = sorted(ImageGlobSource(ImageGlobOptions(kind="images", path="*.jpg"), DEMO).read(),
+                     key=lambda r: r.id)[:3]
+    assert len(records) == 3 and all(isinstance(r, AnnotationRecord) for r in records)
+    cfg = DescribeSection(model=str(tiny_florence2), batch_size=2, max_new_tokens=6)  # 2 + 1: a ragged last batch
+    stage = DescribeStage(cfg=cfg, image_root=str(DEMO))
+    stage.setup()
+    assert stage.backend.family == "florence2"
+    replies = stage.backend.generate([stage._load(r) for r in records[:2]], "<OD>")
+    assert len(replies) == 2 and all(isinstance(r.text, str) and r.input_size is None for r in replies)
+    assert all(r.text.startswith("</s>") for r in replies)  # decoder start kept: special tokens are not skipped
+    out = stage.process_batch(list(records))
+    assert len(out) == 3
+    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
+    for x in out:  # random weights: a record either parses (structure checked) or is an unparseable reject
+        if isinstance(x, AnnotationRecord):
+            assert x.describe is not None and x.describe["model"] == str(tiny_florence2)
+            assert x.describe["family"] == "florence2" and x.describe["box_convention"] == "florence2"
+            assert set(x.describe["raw_output"]) == {"caption", "detect"}
+            assert len(x.captions) == 1 and x.captions[0].detailed and x.captions[0].text
+            assert all(o.box.inside_image(0) for o in x.objects)
+        else:
+            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
+            assert x.lineage is not None and x.lineage.model == str(tiny_florence2)
+            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+
+
+# ---- SmolVLM / Idefics3 ------------------------------------------------------------------------------------
+#
+# A tiny random Idefics3ForConditionalGeneration (SmolVLM's architecture) with its processor: the PIL image
+# processor (no torchvision), no tiling, a byte tokenizer with Idefics3's image markers and a minimal chat
+# template. Random weights: only the STRUCTURE of the stage's output is checked, never the words or boxes.
+
+
+@pytest.fixture(scope="module")
+def tiny_idefics3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipeline.describe.tiny import build_tiny_idefics3
+
+    return build_tiny_idefics3(tmp_path_factory.mktemp("tiny_idefics3"))
+
+
+def test_tiny_idefics3_loads_through_from_pretrained(tiny_idefics3: Path) -> None:
+    from transformers import Idefics3ForConditionalGeneration, Idefics3Processor
+
+    from pipeline.describe.hf_backend import TransformersBackend
+
+    backend = TransformersBackend(DescribeSection(model=str(tiny_idefics3), max_new_tokens=4))
+    assert backend.family == "smolvlm"  # model_type idefics3, read from the saved config
+    assert isinstance(backend.model, Idefics3ForConditionalGeneration)
+    assert isinstance(backend.processor, Idefics3Processor)
+    assert not backend.encoder_decoder and backend.processor.tokenizer.padding_side == "left"
+    text = backend._text("Describe this image in detail.")
+    assert "<image>" in text and text.endswith("Assistant:")
+    inputs = backend.processor(text=[text], images=[[_demo_image()]], return_tensors="pt", padding=True)
+    n_image = inputs["input_ids"][0].tolist().count(backend.model.config.image_token_id)
+    assert n_image == backend.processor.image_seq_len == 4  # one untiled 32x32 image: 4x4 patches, pixel-shuffled
+
+
+def test_tiny_idefics3_describes_demo_images(tiny_idefics3: Path) -> None:
+    records = sorted(ImageGlobSource(ImageGlobOptions(kind="images", path="*.jpg"), DEMO).read(),
+                     key=lambda r: r.id)[:3]
+    cfg = DescribeSection(model=str(tiny_idefics3), batch_size=2, max_new_tokens=6)  # 2 + 1: a ragged last batch
+    stage = DescribeStage(cfg=cfg, image_root=str(DEMO))
+    stage.setup()
+    assert stage.backend.family == "smolvlm"
+    replies = stage.backend.generate([stage._load(r) for r in records[:2]], "Describe this image in detail.")
+    assert len(replies) == 2 and all(isinstance(r.text, str) and r.input_size is None for r in replies)
+    out = stage.process_batch(list(records))
+    assert len(out) == 3
+    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
+    for x in out:  # random weights: a record either parses (structure checked) or is an unparseable reject
+        if isinstance(x, AnnotationRecord):
+            assert x.describe is not None and x.describe["model"] == str(tiny_idefics3)
+            assert x.describe["family"] == "smolvlm" and x.describe["box_convention"] == "norm1"
+            assert set(x.describe["raw_output"]) == {"caption", "detect"}
+            assert len(x.captions) == 1 and x.captions[0].detailed and x.captions[0].text
+            assert all(o.box.inside_image(0) for o in x.objects)
+        else:
+            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
+            assert x.lineage is not None and x.lineage.model == str(tiny_idefics3)
+            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
