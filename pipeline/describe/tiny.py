@@ -38,10 +38,14 @@ def byte_tokenizer(specials: list[str], eos: str, pad: str):  # -> PreTrainedTok
                                    additional_special_tokens=[s for s in specials if s not in (eos, pad)])
 
 
-def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2) -> Path:
-    """Save a tiny random Qwen2-VL (model + processor) to `out` and return the folder."""
+def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2, version: str = "2") -> Path:
+    """Save a tiny random Qwen2-VL (`version` "2") or Qwen2.5-VL ("2.5") with its processor to `out`."""
     import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLConfig,
+                              Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil)
+
+    if version not in ("2", "2.5"):
+        raise ValueError(f"version must be '2' or '2.5', got {version!r}")
 
     out = Path(out)
     tok = byte_tokenizer(QWEN_SPECIALS, eos="<|im_end|>", pad="<|endoftext|>")
@@ -52,7 +56,16 @@ def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2) -> Pa
     # cannot be built or saved without a video processor, which needs torchvision.
     image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=112 * 112)
     heads = 4
-    config = Qwen2VLConfig(
+    if version == "2":
+        config_cls, model_cls = Qwen2VLConfig, Qwen2VLForConditionalGeneration
+        vision = {"depth": 1, "embed_dim": hidden, "hidden_size": hidden, "num_heads": heads, "mlp_ratio": 2,
+                  "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3}
+    else:  # Qwen2.5-VL: windowed attention in the tower, a full-attention block listed by index
+        config_cls, model_cls = Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+        vision = {"depth": 2, "hidden_size": hidden, "intermediate_size": hidden * 2, "num_heads": heads,
+                  "out_hidden_size": hidden, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                  "window_size": 56, "fullatt_block_indexes": [1], "in_channels": 3}
+    config = config_cls(
         text_config={"vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": hidden * 2,
                      "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": 2,
                      "max_position_embeddings": 2048,
@@ -61,13 +74,12 @@ def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2) -> Pa
                                                         hidden // heads // 8]},
                      "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
                      "bos_token_id": ids["<|im_start|>"], "tie_word_embeddings": True},
-        vision_config={"depth": 1, "embed_dim": hidden, "hidden_size": hidden, "num_heads": heads, "mlp_ratio": 2,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+        vision_config=vision,
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
     torch.manual_seed(0)
-    model = Qwen2VLForConditionalGeneration(config).eval()
+    model = model_cls(config).eval()
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(out)

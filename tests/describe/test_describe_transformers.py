@@ -119,6 +119,33 @@ def test_tiny_qwen2vl_describes_demo_images(tiny_qwen2vl: Path) -> None:
             assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
 
 
+@pytest.fixture(scope="module")
+def tiny_qwen25vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipeline.describe.tiny import build_tiny_qwen2vl
+
+    return build_tiny_qwen2vl(tmp_path_factory.mktemp("tiny_qwen25vl"), version="2.5")
+
+
+def test_tiny_qwen25vl_describes_demo_images(tiny_qwen25vl: Path) -> None:
+    """Qwen2.5-VL (random weights: structure only): its grounding replies are parsed as `bbox_2d` JSON."""
+    records = sorted(ImageGlobSource(ImageGlobOptions(kind="images", path="*.jpg"), DEMO).read(),
+                     key=lambda r: r.id)[:2]
+    cfg = DescribeSection(model=str(tiny_qwen25vl), batch_size=2, max_new_tokens=6)
+    stage = DescribeStage(cfg=cfg, image_root=str(DEMO))
+    stage.setup()
+    assert stage.backend.family == "qwen25vl"
+    assert type(stage.backend.model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    out = stage.process_batch(list(records))
+    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
+    for x in out:
+        if isinstance(x, AnnotationRecord):
+            assert x.describe is not None and x.describe["box_convention"] == "qwen25vl"
+            assert set(x.describe["raw_output"]) == {"caption", "detect"}
+        else:
+            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
+            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+
+
 # ---- Florence-2 ------------------------------------------------------------------------------------------
 #
 # A tiny random Florence-2 (DaViT tower + BART encoder-decoder, native in transformers), with a tokenizer holding
