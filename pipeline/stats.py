@@ -9,11 +9,10 @@ from collections import Counter
 from typing import Any, Iterable, Sequence
 
 from pipeline.export import ExportedShard
+from pipeline.ray_runner import Ledger
 from pipeline.tokens import histogram
 from schemas.reject import Reject
 
-#: (stage, item type, source) -> count, as the runner's ledger keeps it.
-Ledger = Counter
 
 #: Stages whose rejects are whole samples (made, then turned away), as opposed to input records.
 SAMPLE_STAGES = ("validate", "export", "dedup", "mix")
