@@ -6,10 +6,9 @@ import json
 import logging
 import os
 import platform
-import queue
 import shutil
-import sys
 import threading
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -22,8 +21,8 @@ from outputs.card import write_card
 from pipeline.dedup import Dedup, sha256_file_hasher
 from pipeline.export import ExportedShard, ExportStage
 from pipeline.mix import Mixer
-from pipeline.parse import ParseStage
-from pipeline.ray_runner import RayOptions, RayRunner, gc_paused
+from pipeline.parse import ParseStage, SourceScan
+from pipeline.ray_runner import RayOptions, RayRunner, ReadReport, gc_paused
 from pipeline.stage import Item, Stage
 from pipeline.stats import compute_stats
 from pipeline.validate import ValidateStage
@@ -65,50 +64,16 @@ def versions() -> dict[str, str]:
     return out
 
 
-class _Background:
-    """Run a function on a thread; `result()` waits and returns its value or re-raises its error."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name="vlforge-scan", daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], Any]) -> None:
-        try:
-            self._value = fn()
-        except BaseException as e:  # handed to the caller's thread by result()
-            self._error = e
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-def scan_sources(recipe: Recipe, echo: Callable[[str], None] = lambda s: None,
-                 emit: Callable[[Any], None] | None = None) -> tuple[list[Item | RawUnit], dict[str, Source]]:
-    """Scan every source in recipe order (the driver's part of reading). Returns the items and raw units,
-    and the sources by name (their worker copies finish the raw units in the parse stage).
-
-    With `emit`, each source's (source, items) is handed over as soon as it is scanned, and None last."""
+def scan_sources(recipe: Recipe) -> tuple[list[Item | RawUnit], dict[str, Source]]:
+    """Scan every source in this process, in recipe order (a build scans them in the Ray workers).
+    Returns the items and raw units, and the sources by name (the parse stage finishes the units)."""
     items: list[Item | RawUnit] = []
     sources: dict[str, Source] = {}
-    try:
-        for opts in recipe.sources:
-            src = get_source(opts.kind)(opts, recipe.images)
-            sources[src.name] = src
-            t0 = time.perf_counter()
-            with gc_paused():
-                got = list(src.scan())
-            items.extend(got)
-            echo(f"  scanned {src.name:<16} {len(got):>9,} units  ({time.perf_counter() - t0:.1f}s)")
-            if emit is not None:
-                emit((src, got))
-    finally:
-        if emit is not None:
-            emit(None)
+    for opts in recipe.sources:
+        src = get_source(opts.kind)(opts, recipe.images)
+        sources[src.name] = src
+        with gc_paused():
+            items.extend(src.scan())
     return items, sources
 
 
@@ -171,16 +136,13 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     own_runner = runner is None
     runner = runner or RayRunner(RayOptions(address=recipe.ray.address, workers=workers or recipe.ray.workers,
                                             shard_size=recipe.ray.shard_size))
-    # Ray starts first (scanning alongside it gained nothing: the scan holds the GIL while it parses JSON,
-    # which stalls Ray's start; measured equal totals). Sources are then scanned on a thread and each
-    # source's items go to Ray as soon as its scan is done, so the workers process one source while the
-    # driver still reads the next.
+    # Each source is read by a read task in a worker (`SourceScan`), several at once, and its shards go
+    # through the stages as soon as they are read; the driver only collects the results.
     t0 = time.perf_counter()
-    scanned: queue.Queue[Any] = queue.Queue()
     runner.start()
     runner.prewarm(WORKER_MODULES)
     times["ray_start"] = time.perf_counter() - t0
-    scan = _Background(lambda: scan_sources(recipe, say, scanned.put))
+    sources = [get_source(opts.kind)(opts, recipe.images) for opts in recipe.sources]
     # Dedup and mixing need the whole validated set: then the workers send Samples back, the driver runs
     # them, and the export runs on Ray afterwards.
     global_stages = recipe.dedup is not None or recipe.mix is not None
@@ -188,38 +150,28 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     gen_stats = out / ".generate_stats"
     if recipe.generate is not None:
         shutil.rmtree(gen_stats, ignore_errors=True)
-    rest = build_stages(recipe, writers, export=not global_stages, generate_url=server.base_url if server else None,
-                        generate_stats=gen_stats)[1:]
-    say(f"  running stages on Ray with {runner.workers} worker(s): parse -> " + " -> ".join(s.name for s in rest))
+    stages = build_stages(recipe, writers, export=not global_stages,
+                          generate_url=server.base_url if server else None, generate_stats=gen_stats)
+    say(f"  reading {len(sources)} source(s) and running stages on Ray with {runner.workers} worker(s): "
+        + " -> ".join(s.name for s in stages))
     last = [0.0]
+    n_read = [0]
 
     def progress(done: int, total: int) -> None:
         now = time.perf_counter()
         if now - last[0] > 2.0:
             last[0] = now
-            say(f"  {done}/{total} shards done so far")
+            say(f"  {done} shards done so far ({total} from the {n_read[0]} source(s) read)")
 
-    def parts() -> Iterator[tuple[list[Any], list[Stage]]]:
-        streaming = not any(st.needs_actor for st in rest)
-        held: list[Any] = []
-        held_sources: dict[str, Source] = {}
-        while True:
-            got = scanned.get()
-            if got is None:
-                break
-            src, src_items = got
-            if streaming:
-                yield src_items, [ParseStage(sources={src.name: src}), *rest]
-            else:
-                held.extend(src_items)
-                held_sources[src.name] = src
-        scan.result()  # re-raises a scan error (SourceError) here
-        times["read"] = time.perf_counter() - t0
-        if not streaming:
-            yield held, [ParseStage(sources=held_sources), *rest]
+    def on_read(r: ReadReport) -> None:
+        n_read[0] += 1
+        say(f"  read {sources[r.part].name:<16} {r.items:>9,} units in {r.seconds:.1f}s (in a worker)")
+        if n_read[0] == len(sources):
+            times["read"] = time.perf_counter() - t0
 
+    readers = [SourceScan(src, recipe.ray.shard_size) for src in sources]
     try:
-        results = runner.run_parts(parts(), on_progress=progress)
+        results = runner.run_readers(readers, stages, on_progress=progress, on_read=on_read)
     finally:
         if server is not None:
             server.stop()
@@ -233,8 +185,21 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
         ledger = ledger + runner.ledger
     times["stages"] = time.perf_counter() - t0
     n_workers = runner.workers
-    if own_runner:
-        runner.shutdown()
+    # Ray takes a second or two to stop its processes, mostly waiting: it stops while the driver writes.
+    stopping = threading.Thread(target=runner.shutdown, name="vlforge-ray-stop") if own_runner else None
+    if stopping is not None:
+        stopping.start()
+    try:
+        return _finish(recipe, out, writers, results, ledger, mix_report, gen_stats, times, t_all, n_workers)
+    finally:
+        if stopping is not None:
+            stopping.join()
+
+
+def _finish(recipe: Recipe, out: Path, writers: list[Writer], results: list[Any], ledger: Any,
+            mix_report: dict[str, Any] | None, gen_stats: Path, times: dict[str, float], t_all: float,
+            n_workers: int) -> BuildResult:
+    """Write the outputs, rejects, stats, card and run metadata of a build from its stage results."""
     results = _unused_record_rejects(results)
 
     shards = [r for r in results if isinstance(r, ExportedShard)]

@@ -1,10 +1,12 @@
 """Runs stages on Ray Data. The only module of the build that imports `ray`.
 
-Items are cut into shards (lists of `shard_size` items, pickled once). Consecutive stages that need no
-per-worker state are fused into one `map_batches` over plain Ray tasks, so items cross a process boundary
-once per segment rather than once per stage; a stage with `setup()` or GPUs gets its own actor pool
-(`concurrency` actors, `num_gpus` each). Results are returned in shard order, so the output does not depend
-on how many workers ran or in which order they finished.
+Items travel in shards (lists of items, pickled once). They come either from readers, callables that run
+as Ray Data read tasks in the workers (a build's sources: the driver never holds or pickles their data,
+and several sources are read at once), or from a list in the driver (`run`). Consecutive stages that need
+no per-worker state are fused into one `map_batches` over plain Ray tasks, so items cross a process
+boundary once per segment rather than once per stage; a stage with `setup()` or GPUs gets its own actor
+pool (`concurrency` actors, `num_gpus` each). Results are returned in (reader, shard) order, so the output
+does not depend on how many workers ran or in which order they finished.
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ class RayOptions:
 
 
 Ledger = Counter  # (stage name, item type name, source name) -> count of that stage's outputs
+
+#: A reader runs in a Ray worker and yields shards (lists of items); it must be picklable.
+Reader = Callable[[], Iterable[list[Any]]]
+
+
+@dataclass
+class ReadReport:
+    """What one reader did in its worker, handed to the driver when it is done."""
+
+    part: int
+    items: int
+    shards: int
+    seconds: float
+    cpu_seconds: float
 
 
 def _chain(stages: Sequence[Stage], items: list[Any]) -> tuple[list[Any], Ledger]:
@@ -77,9 +93,14 @@ def _source_of(item: Any) -> str:
 
 
 def _run_batch(stages: Sequence[Stage], batch: dict[str, Any]) -> dict[str, Any]:
-    """One Ray batch: unpickle each shard (a list of items, or items + the ledger so far), run, pickle."""
+    """One Ray batch: unpickle each shard (a list of items, or items + the ledger so far), run, pickle.
+
+    Rows with a negative shard number are a reader's report (or error) and pass through as they are."""
     outs = []
-    for p in batch["payload"]:
+    for shard, p in zip(batch["shard"], batch["payload"]):
+        if shard < 0:
+            outs.append(p)
+            continue
         t0 = time.process_time()
         with gc_paused():
             data = pickle.loads(p)
@@ -90,7 +111,62 @@ def _run_batch(stages: Sequence[Stage], batch: dict[str, Any]) -> dict[str, Any]
         ledger[("cpu_ms", "+".join(st.name for st in stages), "")] += int((time.process_time() - t0) * 1000)
         with gc_paused():
             outs.append(pickle.dumps((items, ledger), protocol=5))
-    return {"shard": list(batch["shard"]), "payload": outs}
+    out = {k: list(v) for k, v in batch.items() if k != "payload"}
+    out["payload"] = outs
+    return out
+
+
+def _read_part(part: int, reader: Reader) -> Iterator[Any]:
+    """A read task: run `reader` in this worker, one block per shard, then one block with its ReadReport
+    (or the error it raised, which the driver re-raises: a source's error message names file and fix)."""
+    import pyarrow as pa
+
+    def block(shard: int, payload: bytes) -> Any:
+        return pa.table({"part": pa.array([part], pa.int32()), "shard": pa.array([shard], pa.int32()),
+                         "payload": pa.array([payload], pa.large_binary())})
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    n_items = n_shards = 0
+    try:
+        for shard in reader():
+            with gc_paused():
+                payload = pickle.dumps(shard, protocol=5)
+            yield block(n_shards, payload)
+            n_items += len(shard)
+            n_shards += 1
+        end: Any = ReadReport(part, n_items, n_shards, time.perf_counter() - t0, time.process_time() - c0)
+    except Exception as e:  # handed to the driver as data, so it sees the reader's own exception
+        end = e
+    try:
+        payload = pickle.dumps(end, protocol=5)
+    except Exception:  # an exception that cannot be pickled is passed on as its text
+        payload = pickle.dumps(RuntimeError(f"reader {part} failed: {type(end).__name__}: {end}"), protocol=5)
+    yield block(-1, payload)
+
+
+def _readers_datasource(readers: Sequence[Reader]) -> Any:
+    """A Ray Data datasource with one read task per reader."""
+    import functools
+
+    from ray.data import Datasource, ReadTask
+    from ray.data.block import BlockMetadata
+
+    class ReadersDatasource(Datasource):
+        def __init__(self) -> None:
+            super().__init__()
+
+        def get_name(self) -> str:
+            return "VlforgeReaders"
+
+        def estimate_inmemory_data_size(self) -> int | None:
+            return None
+
+        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                           data_context: Any = None) -> list[Any]:
+            meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None)
+            return [ReadTask(functools.partial(_read_part, i, r), meta) for i, r in enumerate(readers)]
+
+    return ReadersDatasource()
 
 
 class _TaskFn:
@@ -181,6 +257,9 @@ class RayRunner:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = self.options.progress and sys.stderr.isatty()
         ctx.execution_options.preserve_order = True
+        # Each row is a shard the runner (or a reader) sized itself: one block per row, so a reader's shards
+        # are processed in parallel as they come, rather than buffered into 128 MiB blocks first.
+        ctx.target_max_block_size = 1
         self._started = True
         log.info("ray ready in %.1fs (%s)", time.perf_counter() - t0, address or "local")
 
@@ -216,6 +295,38 @@ class RayRunner:
             self.ledger.update(ledger)
         return out
 
+    def run_readers(self, readers: Sequence[Reader], stages: Sequence[Stage],
+                    on_progress: Callable[[int, int], None] | None = None,
+                    on_read: Callable[[ReadReport], None] | None = None) -> list[Any]:
+        """Run each reader as a read task in a worker and `stages` over the shards it yields; return all
+        results, reader after reader, in shard order. `on_read` hears from each reader when it is done;
+        an exception a reader raised is raised here."""
+        self.ledger = Counter()
+        if not readers:
+            return []
+        self.start()
+        import ray
+
+        progress = _Progress(on_progress)
+        ds = self._with_stages(ray.data.read_datasource(_readers_datasource(readers), override_num_blocks=len(readers)), stages, self.workers)
+        results: dict[tuple[int, int], list[Any]] = {}
+        for row in ds.iter_rows():
+            part, shard = int(row["part"]), int(row["shard"])
+            with gc_paused():
+                data = pickle.loads(row["payload"])
+            if shard < 0:
+                if isinstance(data, BaseException):
+                    raise data
+                progress.add(data.shards)
+                if on_read is not None:
+                    on_read(data)
+                continue
+            items, ledger = data if isinstance(data, tuple) else (data, Counter())
+            results[(part, shard)] = items
+            self.ledger.update(ledger)
+            progress.done()
+        return [x for key in sorted(results) for x in results[key]]
+
     def _run_part(self, items: list[Any], stages: Sequence[Stage], progress: "_Progress"
                   ) -> tuple[list[Any], Ledger]:
         if not stages:
@@ -227,19 +338,8 @@ class RayRunner:
         progress.add(len(shards))
         with gc_paused():
             rows = [{"shard": i, "payload": pickle.dumps(s, protocol=5)} for i, s in enumerate(shards)]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        workers = min(self.workers, len(shards))
-        for is_actor, segment in segments(stages):
-            gpus = max(st.num_gpus for st in segment)
-            if is_actor:
-                # a stage may say how many actors it wants (its `concurrency`), else the runner's default
-                actors = max((getattr(st, "concurrency", 0) or 0 for st in segment), default=0) or self.options.actors
-                ds = ds.map_batches(_ActorFn, fn_constructor_args=(segment,), batch_size=1,
-                                    compute=ray.data.ActorPoolStrategy(size=actors),
-                                    num_gpus=gpus or None, num_cpus=1 if not gpus else None)
-            else:
-                ds = ds.map_batches(_TaskFn(segment), batch_size=1, num_cpus=1,
-                                    compute=ray.data.TaskPoolStrategy(size=workers))
+        ds = self._with_stages(ray.data.from_items(rows, override_num_blocks=len(rows)), stages,
+                               min(self.workers, len(shards)))
         results: dict[int, list[Any]] = {}
         total: Ledger = Counter()
         for row in ds.iter_rows():
@@ -249,6 +349,25 @@ class RayRunner:
             total.update(ledger)
             progress.done()
         return [x for i in range(len(shards)) for x in results[i]], total
+
+    def _with_stages(self, ds: Any, stages: Sequence[Stage], workers: int) -> Any:
+        """`ds` with a map_batches per segment of `stages` (one shard per batch)."""
+        import ray
+
+        for is_actor, segment in segments(stages):
+            gpus = max(st.num_gpus for st in segment)
+            if is_actor:
+                # a stage may say how many actors it wants (its `concurrency`), else the runner's default
+                actors = max((getattr(st, "concurrency", 0) or 0 for st in segment), default=0) or self.options.actors
+                ds = ds.map_batches(_ActorFn, fn_constructor_args=(segment,), batch_size=1,
+                                    compute=ray.data.ActorPoolStrategy(size=actors),
+                                    num_gpus=gpus or None, num_cpus=1 if not gpus else None)
+            else:
+                # A sized task pool also keeps these tasks apart from the read tasks (which Ray Data would
+                # otherwise fuse with them, so one worker would both read and process a whole source).
+                ds = ds.map_batches(_TaskFn(segment), batch_size=1, num_cpus=1,
+                                    compute=ray.data.TaskPoolStrategy(size=workers))
+        return ds
 
     def prewarm(self, modules: Sequence[str]) -> None:
         """Import `modules` in each worker process now (without waiting), so the first batches do not pay

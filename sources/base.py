@@ -37,6 +37,9 @@ class RawUnit:
 
     source: str
     payload: Any
+    #: The source object that made this unit, with the state its scan set up (a worker that did not run
+    #: the scan finishes the unit with it); None when the parse stage is given the sources instead.
+    reader: "Source | None" = None
 
 
 class SourceError(Exception):

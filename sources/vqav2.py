@@ -9,6 +9,12 @@ COCO 2014 naming); `data_subtype` is the option, else the questions file's top-l
 (e.g. "val2014"), else the annotations file's. The split is the `split` option, else the subtype without
 its year ("val2014" -> "val").
 
+Reading: the annotations file (ten answer entries per question, the bulk of VQAv2's bytes) is decoded
+with msgspec into slim typed structs that keep only the fields used, and equal answer texts share one
+string object, so a shard sent to a worker pickles each distinct answer once. A file that does not fit
+that typed shape (a non-object entry, an id that is neither integer nor string, a non-text answer) is
+read again the careful way (orjson, with a reject per bad record): the result is the same either way.
+
 Per-question rejects: `missing_key` (a key, or the question's annotation, is missing), `bad_value`
 (the annotation is on another image), `empty_question`, `empty_answer`. Annotations that no question
 uses are reported (`missing_key`) after a complete read.
@@ -17,8 +23,10 @@ uses are reported (`missing_key`) after a complete read.
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import Any, ClassVar, Hashable, Iterable, Iterator, Sequence
 
+import msgspec
 from pydantic import field_validator
 
 from schemas.record import QA
@@ -62,7 +70,7 @@ class VQAv2Source(QAReader):
     """VQAv2: the answer is the annotation's `multiple_choice_answer`."""
 
     kind = "vqav2"
-    driver_only = ("by_qid", "question_rows", "ann_late")
+    driver_only = ("by_qid", "question_rows", "ann_late", "shared_texts")
     Options = VQAv2Options
     #: OK-VQA: take the most frequent of the ten answers instead.
     majority: ClassVar[bool] = False
@@ -78,18 +86,25 @@ class VQAv2Source(QAReader):
         if isinstance(qdata, dict) and "annotations" in qdata and "questions" not in qdata:
             hint = "; is this an annotations file? Swap `questions:` and `annotations:` in the recipe"
         require_keys(qdata, ("questions",), self.kind, o.questions, q_expect, hint)
-        adata = load_json(o.annotations, self.kind, a_expect)
-        hint = ""
-        if isinstance(adata, dict) and "questions" in adata and "annotations" not in adata:
-            hint = "; is this a questions file? Swap `questions:` and `annotations:` in the recipe"
-        require_keys(adata, ("annotations",), self.kind, o.annotations, a_expect, hint)
-        for path, data, key, expect in ((o.questions, qdata, "questions", q_expect),
-                                        (o.annotations, adata, "annotations", a_expect)):
-            if not isinstance(data[key], list):
-                raise SourceError(f"{self.kind}: {path}: {key!r} is a JSON {type(data[key]).__name__}, expected a "
+        fast = _load_annotations_fast(o.annotations)
+        if fast is not None:
+            annotations: list[Any] = fast.annotations
+            a_subtype = fast.data_subtype
+        else:
+            adata = load_json(o.annotations, self.kind, a_expect)
+            hint = ""
+            if isinstance(adata, dict) and "questions" in adata and "annotations" not in adata:
+                hint = "; is this a questions file? Swap `questions:` and `annotations:` in the recipe"
+            require_keys(adata, ("annotations",), self.kind, o.annotations, a_expect, hint)
+            annotations = adata["annotations"]
+            a_subtype = adata.get("data_subtype")
+        for path, value, key, expect in ((o.questions, qdata["questions"], "questions", q_expect),
+                                         (o.annotations, annotations, "annotations", a_expect)):
+            if not isinstance(value, list):
+                raise SourceError(f"{self.kind}: {path}: {key!r} is a JSON {type(value).__name__}, expected a "
                                   f"list; expected {expect}")
 
-        subtype = o.data_subtype or qdata.get("data_subtype") or adata.get("data_subtype")
+        subtype = o.data_subtype or qdata.get("data_subtype") or a_subtype
         if subtype is not None and not isinstance(subtype, str):
             raise SourceError(f"{self.kind}: {o.questions}: 'data_subtype' is {subtype!r}, expected a name like "
                               "'val2014'; set `data_subtype:` in the recipe")
@@ -107,9 +122,16 @@ class VQAv2Source(QAReader):
         self.ann_late: list[Reject] = []
         self.question_rows: list[Any] = []
         self.memo: dict[str, str] = {}
+        self.shared_texts: dict[str, str] = {}
         if not self.split_ok(self.split):
             return ()
-        for i, a in enumerate(adata["annotations"]):
+        if fast is not None:  # typed: every entry is an object whose id is an integer or a string
+            by_qid = self.by_qid
+            for a in annotations:
+                by_qid.setdefault(a.question_id, a)
+            self.question_rows = qdata["questions"]
+            return ((_qname(q, i), q) for i, q in enumerate(self.question_rows))
+        for i, a in enumerate(annotations):
             try:
                 if not isinstance(a, dict):
                     raise BadField("bad_value", f"is a JSON {type(a).__name__}, expected an object")
@@ -142,6 +164,18 @@ class VQAv2Source(QAReader):
         ann = self.by_qid.get(qid) if isinstance(qid, (int, str)) else None
         if ann is None:
             return None
+        if ann.__class__ is _Annotation:
+            slim = {}
+            if ann.image_id is not msgspec.UNSET:
+                slim["image_id"] = ann.image_id
+            if ann.multiple_choice_answer is not msgspec.UNSET:
+                slim["multiple_choice_answer"] = ann.multiple_choice_answer
+            if ann.answer_type is not msgspec.UNSET:
+                slim["answer_type"] = ann.answer_type
+            if ann.answers is not msgspec.UNSET:
+                shared = self.shared_texts
+                slim[_TEXTS] = [shared.setdefault(e.answer, e.answer) for e in ann.answers]
+            return slim
         slim = {k: ann[k] for k in _ANN_KEYS if k in ann}
         raw = ann.get("answers")
         if isinstance(raw, list):
@@ -200,6 +234,38 @@ class VQAv2Source(QAReader):
 def _qname(q: Any, index: int) -> str:
     qid = q.get("question_id") if isinstance(q, dict) else None
     return str(qid) if qid is not None else f"questions[{index}]"
+
+
+# gc=False: these hold only strings and numbers, so the cyclic collector need not track millions of them.
+class _AnswerEntry(msgspec.Struct, gc=False):
+    answer: str
+
+
+class _Annotation(msgspec.Struct, gc=False):
+    """One VQA annotation, only the fields `join` reads (the others are skipped while decoding)."""
+
+    question_id: int | str
+    image_id: int | str | msgspec.UnsetType = msgspec.UNSET
+    multiple_choice_answer: str | msgspec.UnsetType = msgspec.UNSET
+    answer_type: str | None | msgspec.UnsetType = msgspec.UNSET
+    answers: list[_AnswerEntry] | msgspec.UnsetType = msgspec.UNSET
+
+
+class _AnnotationsFile(msgspec.Struct):
+    annotations: list[_Annotation]
+    data_subtype: Any = None
+
+
+_ANNOTATIONS_DECODER = msgspec.json.Decoder(_AnnotationsFile)
+
+
+def _load_annotations_fast(path: str) -> _AnnotationsFile | None:
+    """The annotations file decoded into typed structs, or None when it does not fit them (or cannot be
+    read): the caller then reads it with `load_json`, which reports exactly what is wrong."""
+    try:
+        return _ANNOTATIONS_DECODER.decode(Path(path).read_bytes())
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 _ANN_KEYS = ("image_id", "multiple_choice_answer", "answer_type", "answers")

@@ -187,3 +187,36 @@ def test_malformed_rows_become_rejects(root: Path, tmp_path: Path) -> None:
     assert "is about image 393225 but its annotation is on image 262148" in items[0].message
     assert "without a text 'answer'" in items[1].message
     assert "has 'image_id' = [1], expected an integer or a string id" in items[3].message
+
+
+def test_typed_read_and_careful_read_agree(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The typed msgspec read gives exactly what the careful orjson read gives; a file that does not fit
+    the typed shape (here a non-text answer) is read the careful way."""
+    import sources.vqav2 as vqav2
+
+    q = _write(tmp_path, "q.json", {"data_subtype": "val2014", "questions": [
+        {"image_id": 262148, "question": "Where is he looking?", "question_id": 262148000},
+        {"image_id": 262148, "question": "Is it sunny?", "question_id": 262148001},
+        {"image_id": 393225, "question": "What is it?", "question_id": 393225000},
+    ]})
+    a = _write(tmp_path, "a.json", {"annotations": [
+        {"question_id": 262148000, "image_id": 262148, "multiple_choice_answer": "down",
+         "answers": [{"answer": "down"}, {"answer": 5}]},
+        {"question_id": 262148001, "image_id": 262148, "multiple_choice_answer": "yes", "answer_type": None,
+         "answers": [{"answer": " Yes <image>", "answer_id": 1}, {"answer": "no"}]},
+        {"question_id": 393225000, "multiple_choice_answer": "a bowl"},
+    ]})
+    cases = [(VQAv2Source, QUESTIONS, ANNOTATIONS), (OKVQASource, OK_QUESTIONS, OK_ANNOTATIONS),
+             (VQAv2Source, q, a), (OKVQASource, q, a)]
+    assert vqav2._load_annotations_fast(ANNOTATIONS) is not None  # the fixtures take the typed path
+    assert vqav2._load_annotations_fast(a) is None  # a non-text answer: the careful path
+    for cls, qf, af in cases:
+        typed = read(root, cls, questions=qf, annotations=af)
+        with monkeypatch.context() as m:
+            m.setattr(vqav2, "_load_annotations_fast", lambda path: None)
+            careful = read(root, cls, questions=qf, annotations=af)
+        assert typed == careful
+    items = read(root, questions=q, annotations=a)
+    assert shape(items) == [("bad_value", "262148000"), ("record", "262148"), ("record", "393225")]
+    assert "without a text 'answer'" in items[0].message
+    assert items[1].qas[0].answers == ["Yes &lt;image&gt;", "no"] and items[1].qas[0].answer_type is None
