@@ -43,6 +43,19 @@ def dumps_row(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
+_ROW_CHECKS: dict[str, Any] | None = None
+
+
+def _row_check(kind: str) -> Any:
+    """The loader-rule check of one row of format `kind` (imported on first use: the validators are many)."""
+    global _ROW_CHECKS
+    if _ROW_CHECKS is None:
+        from outputs.validators import ROW_CHECKS
+
+        _ROW_CHECKS = ROW_CHECKS
+    return _ROW_CHECKS.get(kind)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write `text` to `path` through a temporary file in the same folder and a rename."""
     p = Path(path)
@@ -85,12 +98,10 @@ class Writer(ABC):
 
         The export stage calls this in the workers, so the trainers' loading rules are checked on every
         row before anything is written."""
-        from outputs.validators import ROW_CHECKS
-
         record = self.to_record(sample)
-        check = ROW_CHECKS.get(self.kind)
-        problems = [f"[{v.rule}] {v.message}" for v in check(0, record)] if check is not None else []
-        return dumps_row(record), problems
+        check = _row_check(self.kind)
+        bad = check(0, record) if check is not None else None
+        return dumps_row(record), [f"[{v.rule}] {v.message}" for v in bad] if bad else []
 
     @abstractmethod
     def write(self, rows: list[str], out_dir: str | os.PathLike[str], image_root: str) -> list[Path]:

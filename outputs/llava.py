@@ -42,8 +42,14 @@ class LlavaWriter(Writer):
     kind: ClassVar[str] = "llava"
 
     def to_record(self, sample: Sample) -> dict[str, Any]:
-        system, turns = split_system(sample, self.kind)
-        values = [render_text(t.text, sample, self.fmt.box_format) for t in turns]
+        turns = sample.turns
+        system = None
+        for t in turns:
+            if t.role == "system":
+                system, turns = split_system(sample, self.kind)
+                break
+        values = [t.text if "<box:" not in t.text else render_text(t.text, sample, self.fmt.box_format)
+                  for t in turns]
         if system is not None:
             first_user = next((i for i, t in enumerate(turns) if t.role == "user"), None)
             if first_user is None:

@@ -165,7 +165,7 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
 
     def on_read(r: ReadReport) -> None:
         n_read[0] += 1
-        say(f"  read {sources[r.part].name:<16} {r.items:>9,} units in {r.seconds:.1f}s (in a worker)")
+        say(f"  read {sources[r.part].name:<16} {r.items:>9,} units in {r.seconds:.1f}s")
         if n_read[0] == len(sources):
             times["read"] = time.perf_counter() - t0
 

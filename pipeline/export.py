@@ -13,7 +13,7 @@ from outputs.base import Writer
 from pipeline.stage import Item, Stage
 from pipeline.tokens import count_tokens, sample_text
 from schemas.reject import Reject
-from schemas.sample import Sample
+from schemas.sample import IMAGE_TOKEN, Sample
 
 
 @dataclass
@@ -54,6 +54,7 @@ class ExportStage(Stage):
     def process_batch(self, items: list[Item]) -> list[Item | ExportedShard]:  # type: ignore[override]
         shard = ExportedShard(rows=[[] for _ in self.writers])
         out: list[Item | ExportedShard] = []
+        whitespace = self.tokenizer is None  # the estimate, counted here without building the text
         for it in items:
             if not isinstance(it, Sample):
                 out.append(it)
@@ -67,7 +68,8 @@ class ExportStage(Stage):
                     continue
                 row, bad = w.encode_checked(it)
                 encoded.append(row)
-                problems.extend(f"{w.kind}: {p}" for p in bad)
+                if bad:
+                    problems.extend(f"{w.kind}: {p}" for p in bad)
             if problems:
                 out.append(Reject(reason="export_invalid", stage=self.name, source=it.source, file=it.lineage.file,
                                   sample_id=it.id, task=it.task, template_id=it.lineage.template_id,
@@ -77,14 +79,20 @@ class ExportStage(Stage):
                 continue
             for rows, row in zip(shard.rows, encoded):
                 rows.append(row)
+            turns = it.turns
+            n_chars = n_words = 0
+            for t in turns:
+                n_chars += len(t.text)
+                if whitespace:
+                    n_words += len(t.text.replace(IMAGE_TOKEN, "").split())
             shard.sample_id.append(it.id)
             shard.source.append(it.source)
             shard.task.append(it.task)
             shard.template_id.append(it.lineage.template_id)
             shard.text_only.append(not has_image)
-            shard.n_turns.append(len(it.turns))
-            shard.n_chars.append(sum(len(t.text) for t in it.turns))
+            shard.n_turns.append(len(turns))
+            shard.n_chars.append(n_chars)
             shard.n_images.append(len(it.images))
-            shard.n_tokens.append(count_tokens(sample_text(it), self.tokenizer))
+            shard.n_tokens.append(n_words if whitespace else count_tokens(sample_text(it), self.tokenizer))
         out.append(shard)
         return out

@@ -308,7 +308,13 @@ class RayRunner:
         import ray
 
         progress = _Progress(on_progress)
-        ds = self._with_stages(ray.data.read_datasource(_readers_datasource(readers), override_num_blocks=len(readers)), stages, self.workers)
+        if any(is_actor for is_actor, _ in segments(stages)):
+            # Actor pools (models) hold their CPUs for the whole run, and Ray Data then gives a read task no
+            # slot on a small cluster. Such runs are bound by their models, not by reading: the readers run
+            # here, in the driver, and their shards go in as a list.
+            return self._run_readers_here(readers, stages, progress, on_read)
+        ds = ray.data.read_datasource(_readers_datasource(readers), override_num_blocks=len(readers))
+        ds = self._with_stages(ds, stages, self.workers)
         results: dict[tuple[int, int], list[Any]] = {}
         for row in ds.iter_rows():
             part, shard = int(row["part"]), int(row["shard"])
@@ -326,6 +332,21 @@ class RayRunner:
             self.ledger.update(ledger)
             progress.done()
         return [x for key in sorted(results) for x in results[key]]
+
+    def _run_readers_here(self, readers: Sequence[Reader], stages: Sequence[Stage], progress: "_Progress",
+                          on_read: Callable[[ReadReport], None] | None) -> list[Any]:
+        items: list[Any] = []
+        for part, reader in enumerate(readers):
+            t0, c0 = time.perf_counter(), time.process_time()
+            n_items = n_shards = 0
+            for shard in reader():
+                items.extend(shard)
+                n_items += len(shard)
+                n_shards += 1
+            if on_read is not None:
+                on_read(ReadReport(part, n_items, n_shards, time.perf_counter() - t0, time.process_time() - c0))
+        out, self.ledger = self._run_part(items, stages, progress)
+        return out
 
     def _run_part(self, items: list[Any], stages: Sequence[Stage], progress: "_Progress"
                   ) -> tuple[list[Any], Ledger]:

@@ -37,7 +37,8 @@ class Template:
     path: str
     _jinja: Any
     _flat_globals: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-    _fast: dict[str, list[tuple[bool, str]] | None] | None = field(default=None, repr=False, compare=False)
+    #: Per block, the block as a `str.format` pattern when it is only text and `{{ name }}` (else None).
+    _fast: dict[str, str | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def blocks(self) -> list[str]:
@@ -65,20 +66,21 @@ class Template:
         `render(block, **variables)` for each block.
 
         A block that is only literal text and `{{ name }}` substitutions (most instruction templates)
-        is rendered by joining its parts, without building a Jinja context; any other block, or a name
-        the variables lack (so that StrictUndefined reports it), goes through Jinja."""
+        is rendered with `str.format_map` of an equivalent pattern (`{{ x }}` writes `str(x)`, as does
+        `{x}`), without building a Jinja context; any other block, or a name the variables lack (so that
+        StrictUndefined reports it), goes through Jinja."""
         fast = self._fast
         if fast is None:
-            fast = self._fast = {b: _flat_parts(self._jinja, b) for b in self._jinja.blocks}
+            fast = self._fast = {b: _format_pattern(_flat_parts(self._jinja, b)) for b in self._jinja.blocks}
         out: list[str] = []
         for b in blocks:
-            parts = fast.get(b, _MISSING)
-            if parts is _MISSING:
+            pattern = fast.get(b, _MISSING)
+            if pattern is _MISSING:
                 raise TemplateError(f"template {self.id} ({self.path}) has no block {b!r}; "
                                     f"it defines: {', '.join(self.blocks) or 'no blocks'}")
-            if parts is not None:
+            if pattern is not None:
                 try:
-                    out.append("".join([p if lit else _to_str(variables[p]) for lit, p in parts]).strip())
+                    out.append(pattern.format_map(variables).strip())  # type: ignore[union-attr]
                     continue
                 except KeyError:
                     pass  # let Jinja raise its StrictUndefined error
@@ -105,9 +107,11 @@ class Template:
 _MISSING = object()
 
 
-def _to_str(value: Any) -> str:
-    # What Jinja writes for `{{ value }}` with autoescape off.
-    return value if isinstance(value, str) else str(value)
+def _format_pattern(parts: list[tuple[bool, str]] | None) -> str | None:
+    """A block's flat parts as a `str.format` pattern: literal braces doubled, names as `{name}`."""
+    if parts is None:
+        return None
+    return "".join(p.replace("{", "{{").replace("}", "}}") if lit else "{" + p + "}" for lit, p in parts)
 
 
 def _flat_parts(jinja_template: Any, block: str) -> list[tuple[bool, str]] | None:

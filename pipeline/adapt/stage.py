@@ -251,7 +251,8 @@ class AdaptStage(Stage):
             task=spec.name,
             source=record.source,
             lineage={"source": record.source, "source_kind": record.source_kind, "file": record.file,
-                     "ann_ids": list(dict.fromkeys(ann_ids)), "template_id": first.template_id,
+                     "ann_ids": ann_ids if len(ann_ids) < 2 else list(dict.fromkeys(ann_ids)),
+                     "template_id": first.template_id,
                      "template_version": first.version},
         )
 

@@ -123,3 +123,18 @@ def test_example_variables_of_every_task_render_every_style() -> None:
             example = spec.forms[spec.form_of_style(style)]
             user, assistant = LIB.get(f"{name}/{style}").render_blocks(("user", "assistant"), example)
             assert user and assistant
+
+
+def test_fast_render_matches_jinja_with_braces_and_non_text_values(tmp_path: Path) -> None:
+    """The format_map fast path writes what Jinja writes: literal braces, values holding braces or
+    format fields, numbers, None and lists."""
+    (tmp_path / "vqa_short").mkdir()
+    (tmp_path / "vqa_short" / "braces.jinja2").write_text(
+        "{# version: 1 #}\n{% block user %}JSON {\"q\": \"{{ question }}\"} {0} }{% endblock %}\n"
+        "{% block assistant %}{{ answer }} / {{ n }} / {{ nothing }} / {{ xs }}{% endblock %}\n",
+        encoding="utf-8")
+    t = TemplateLibrary([tmp_path]).get("vqa_short/braces")
+    for v in [dict(question="a {b} {0} {{c}}", answer="x", n=3, nothing=None, xs=[1, "a"]),
+              dict(question="plain", answer="{answer}", n=0, nothing=None, xs=())]:
+        assert t.render_blocks(("user", "assistant"), v) == [t.render("user", **v), t.render("assistant", **v)]
+    assert t._fast == {"user": 'JSON {{"q": "{question}"}} {{0}} }}', "assistant": "{answer} / {n} / {nothing} / {xs}"}

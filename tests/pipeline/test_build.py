@@ -153,6 +153,30 @@ def test_bad_records_become_rejects_with_reasons_and_counts_add_up(runner: RayRu
     assert sum(s["rejects"]["by_reason"].values()) == len(rejects)
 
 
+def test_sources_read_in_the_workers_give_the_same_outputs_with_one_and_two_workers(
+        runner: RayRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without model stages every source is read by a read task in a worker; outputs do not depend on
+    how many workers there are, and match what the driver-side reading (the generate run's path) gives."""
+    recipe = load_recipe(DEMO).model_copy(update={"generate": None})
+    runner.options.workers = 1
+    build(recipe, out_dir=tmp_path / "one", runner=runner)
+    runner.options.workers = 2
+    two = build(recipe, out_dir=tmp_path / "two", runner=runner)
+    for name in DETERMINISTIC:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    assert two.stats["records"]["adds_up"] and two.stats["samples"]["accepted"] > 0
+    # the same bytes as reading every source in the driver (the path of runs with model stages)
+    from pipeline.ray_runner import _Progress
+
+    def in_driver(self, readers, stages, on_progress=None, on_read=None):  # type: ignore[no-untyped-def]
+        return self._run_readers_here(readers, stages, _Progress(on_progress), on_read)
+
+    monkeypatch.setattr(RayRunner, "run_readers", in_driver)
+    build(recipe, out_dir=tmp_path / "driver", runner=runner)
+    for name in DETERMINISTIC:
+        assert (tmp_path / "driver" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
 def test_cli_reports_recipe_and_source_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "images").mkdir()
     bad = tmp_path / "recipe.yaml"

@@ -52,3 +52,16 @@ def test_a_row_breaking_a_loader_rule_is_rejected_from_every_format(monkeypatch:
     assert shard.sample_id == ["s/1/vqa_short/0"] and len(shard.rows[0]) == 1
     assert [(r.reason, r.stage, r.sample_id) for r in rejects] == [("export_invalid", "export", "s/2/vqa_short/0")]
     assert "llava: [empty_value] cats are not allowed" in rejects[0].message
+
+
+def test_token_and_char_counts_match_the_text_helpers() -> None:
+    """The whitespace estimate counted per turn equals count_tokens(sample_text(s)), placeholders and all."""
+    from pipeline.tokens import count_tokens, sample_text
+
+    texts = [("<image>\nWhat is it?", "A cat."), ("a<image>b  <image>", " two\twords\n"), ("<image>", "x")]
+    samples = [Sample(id=f"s/{i}/vqa_short/0", images=[ImageRef(path="a.jpg")] * u.count("<image>"),
+                      turns=[Turn(role="user", text=u), Turn(role="assistant", text=a)], task="vqa_short",
+                      source="s", lineage=Lineage(source="s")) for i, (u, a) in enumerate(texts)]
+    [shard] = ExportStage(writers=[LlavaWriter(OutputFormat(kind="llava"), "d")]).process_batch(samples)
+    assert shard.n_tokens == [count_tokens(sample_text(s)) for s in samples] == [5, 3, 1]
+    assert shard.n_chars == [sum(len(t.text) for t in s.turns) for s in samples]

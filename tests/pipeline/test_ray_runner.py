@@ -71,3 +71,45 @@ def test_ray_matches_local_and_keeps_order(runner: RayRunner) -> None:
 
 def test_empty_input(runner: RayRunner) -> None:
     assert runner.run([], [AddOne()]) == []
+
+
+@dataclass
+class CountingReader:
+    """A reader that yields `shards` shards of consecutive integers starting at `start`."""
+
+    start: int
+    shards: int
+    size: int = 5
+    fail: bool = False
+
+    def __call__(self):
+        for k in range(self.shards):
+            yield list(range(self.start + k * self.size, self.start + (k + 1) * self.size))
+        if self.fail:
+            raise ValueError(f"reader starting at {self.start}: file x.json is broken; fix it")
+
+
+def test_readers_run_in_workers_and_results_keep_reader_then_shard_order(runner: RayRunner) -> None:
+    readers = [CountingReader(0, 3), CountingReader(100, 1), CountingReader(200, 0), CountingReader(300, 2)]
+    items = [x for r in readers for shard in r() for x in shard]
+    expected = run_local(items, [AddOne(), Fanout()])
+    reports = []
+    assert runner.run_readers(readers, [AddOne(), Fanout()], on_read=reports.append) == expected
+    assert sorted((r.part, r.items, r.shards) for r in reports) == [(0, 15, 3), (1, 5, 1), (2, 0, 0), (3, 10, 2)]
+    assert runner.ledger[("add_one", "int", "")] == len(items)
+    # no stages: the readers' items, in order
+    assert runner.run_readers(readers, []) == items
+
+
+def test_a_readers_error_is_raised_in_the_driver(runner: RayRunner) -> None:
+    with pytest.raises(ValueError, match=r"reader starting at 100: file x.json is broken; fix it"):
+        runner.run_readers([CountingReader(0, 2), CountingReader(100, 1, fail=True)], [AddOne()])
+
+
+def test_readers_feed_actor_stages(runner: RayRunner) -> None:
+    readers = [CountingReader(0, 2), CountingReader(50, 1)]
+    items = [x for r in readers for shard in r() for x in shard]
+    reports = []
+    assert runner.run_readers(readers, [AddOne(), Loaded()], on_read=reports.append) == \
+        run_local(items, [AddOne(), Loaded()])
+    assert [(r.part, r.items) for r in reports] == [(0, 10), (1, 5)]
