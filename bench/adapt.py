@@ -4,6 +4,8 @@ Generates (once, cached in bench/_data/) a synthetic COCO-captions + VQAv2 set: 
 and four questions each = 500k samples, every image a hard link to one of four real photos. Then, in the
 same run, times `bench/reference.py` and `vlforge build` (both as fresh processes, wall clock, Ray start
 included), checks that their LLaVA JSON outputs are byte-identical, and prints samples/s and the ratio.
+It also times the same build cut to one image per source: what vlforge pays whatever the size (Ray's
+start and stop, reading the whole annotation files, writing), to tell fixed costs from per-sample ones.
 
     .venv/bin/python bench/adapt.py [--images 100000] [--questions-per-image 4] [--workers 2]
 """
@@ -41,17 +43,23 @@ def main() -> None:
 
     data = HERE / "_data" / f"synth-{a.images}-{a.questions_per_image}"
     files = make_dataset(data, images=a.images, questions_per_image=a.questions_per_image)
-    recipe = data / "recipe.yaml"
-    recipe.write_text(json.dumps({
-        "name": "bench", "seed": 0, "images": str(files["images"]),
-        "sources": [
-            {"kind": "coco_captions", "path": str(files["captions"]), "image_prefix": "train2014"},
-            {"kind": "vqav2", "questions": str(files["questions"]), "annotations": str(files["annotations"]),
-             "image_prefix": "train2014"},
-        ],
-        "adapt": {"tasks": ["caption_short", "vqa_short"]},
-        "outputs": {"dir": str(data / "vlforge_out"), "formats": [{"kind": "llava"}]},
-    }, indent=2))
+    def write_recipe(path: Path, out: Path, limit: int | None = None) -> Path:
+        lim = {"limit": limit} if limit else {}
+        path.write_text(json.dumps({
+            "name": "bench", "seed": 0, "images": str(files["images"]),
+            "sources": [
+                {"kind": "coco_captions", "path": str(files["captions"]), "image_prefix": "train2014", **lim},
+                {"kind": "vqav2", "questions": str(files["questions"]), "annotations": str(files["annotations"]),
+                 "image_prefix": "train2014", **lim},
+            ],
+            "adapt": {"tasks": ["caption_short", "vqa_short"]},
+            "outputs": {"dir": str(out), "formats": [{"kind": "llava"}]},
+        }, indent=2))
+        return path
+
+    recipe = write_recipe(data / "recipe.yaml", data / "vlforge_out")
+    # the same build cut to one image per source: Ray's start and stop, reading the whole files, writing
+    fixed = write_recipe(data / "recipe_fixed.yaml", data / "vlforge_fixed_out", limit=1)
     for f in ("captions", "questions", "annotations"):  # same warm page cache for both
         Path(files[f]).read_bytes()
 
@@ -62,6 +70,7 @@ def main() -> None:
                    "--images", str(files["images"]), "--prefix", "train2014", "--out", str(ref_out)])
     vlf_s = timed([str(Path(sys.executable).parent / "vlforge"), "build", str(recipe),
                    "--workers", str(a.workers)])
+    fixed_s = timed([str(Path(sys.executable).parent / "vlforge"), "build", str(fixed), "--workers", str(a.workers)])
     run = json.loads((data / "vlforge_out" / "run.json").read_text())
     same = filecmp.cmp(ref_out, data / "vlforge_out" / "llava" / "bench.json", shallow=False)
 
@@ -72,6 +81,7 @@ def main() -> None:
     print(f"vlforge_samples_per_s: {n / vlf_s:.0f}")
     print(f"ratio_vlforge_over_reference: {ref_s / vlf_s:.2f}")
     print(f"vlforge_phases_s: {json.dumps(run['seconds'])}")
+    print(f"vlforge_fixed_seconds: {fixed_s:.1f}  (the same build with one image per source)")
     print(f"vlforge_worker_cpu_s: {json.dumps(run.get('worker_cpu_seconds', {}))}")
     print(f"outputs_identical: {same}")
     print(f"workers: {a.workers}, cpus: {os.cpu_count()}")
