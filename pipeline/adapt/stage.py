@@ -31,7 +31,7 @@ from schemas.box import Box
 from schemas.record import AnnotationRecord
 from schemas.reject import Reject
 from schemas.sample import IMAGE_TOKEN, Lineage, Sample
-from templates.library import Template, TemplateLibrary
+from templates.library import BUNDLED_DIR, Template, TemplateLibrary
 
 if TYPE_CHECKING:
     from schemas.recipe import AdaptSection
@@ -61,6 +61,11 @@ class _Compiled:
     #: (task, form) -> the styles that serve it, in sorted style order (the order seeding indexes into).
     styles: dict[tuple[str, str], tuple[_Style, ...]]
     build: BuildOptions
+
+
+#: Compiled templates per process, by `AdaptStage._compile_key()`: Ray unpickles a fresh copy of the stage
+#: for every task, and compiling (reading, parsing and test-rendering every template) takes about 15 ms.
+_COMPILED: dict[tuple[Any, ...], _Compiled] = {}
 
 
 def _shift_markers(text: str, offset: int) -> str:
@@ -120,8 +125,23 @@ class AdaptStage(Stage):
 
     def _state(self) -> _Compiled:
         if self._compiled is None:
-            self._compiled = self._compile()
+            key = self._compile_key()
+            compiled = _COMPILED.get(key)
+            if compiled is None:
+                compiled = _COMPILED[key] = self._compile()
+            self._compiled = compiled
         return self._compiled
+
+    def _compile_key(self) -> tuple[Any, ...]:
+        """What compiling reads: the options and every template file's (path, mtime, size)."""
+        files = []
+        for d in [*self.template_dirs, BUNDLED_DIR]:
+            for f in sorted(Path(d).glob("*/*.jinja2")):
+                st = f.stat()
+                files.append((str(f), st.st_mtime_ns, st.st_size))
+        return (self.seed, None if self.tasks is None else tuple(self.tasks),
+                tuple(sorted((k, tuple(v)) for k, v in self.styles.items())), tuple(self.template_dirs),
+                self.captions_per_image, tuple(files))
 
     def _compile(self) -> _Compiled:
         names = list(TASKS) if self.tasks is None else list(dict.fromkeys(self.tasks))

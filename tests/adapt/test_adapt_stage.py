@@ -145,6 +145,26 @@ def test_user_template_overrides_bundled_by_id(tmp_path: Path) -> None:
     assert ids == {"vqa_short/plain", "vqa_short/labelled", "vqa_short/look", "vqa_short/mine"}
 
 
+def test_compiled_templates_are_shared_by_copies_and_renewed_when_a_file_changes(tmp_path: Path) -> None:
+    """Ray unpickles a fresh stage per task: copies compile once per process, until a template file changes."""
+    import os
+
+    (tmp_path / "vqa_short").mkdir()
+    f = tmp_path / "vqa_short" / "plain.jinja2"
+    f.write_text("{% block user %}A: {{ question }}{% endblock %}{% block assistant %}{{ answer }}{% endblock %}",
+                 encoding="utf-8")
+    st = AdaptStage(seed=0, tasks=["vqa_short"], styles={"vqa_short": ["plain"]}, template_dirs=[str(tmp_path)])
+    copy = pickle.loads(pickle.dumps(st))
+    assert copy._compiled is None and copy._state() is st._state()
+    f.write_text("{% block user %}Changed: {{ question }}{% endblock %}{% block assistant %}{{ answer }}"
+                 "{% endblock %}", encoding="utf-8")
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000))
+    fresh = pickle.loads(pickle.dumps(st))
+    [s] = fresh.process_batch([rec(qas=qas(1))])
+    assert texts(s)[0] == "<image>\nChanged: Question 0?"
+    assert fresh._state() is not st._state()
+
+
 def test_user_template_with_unknown_variable_fails_at_start(tmp_path: Path) -> None:
     (tmp_path / "rec").mkdir()
     bad = tmp_path / "rec" / "oops.jinja2"
