@@ -54,9 +54,12 @@ def test_demo_is_byte_identical_with_one_and_two_workers(runner: RayRunner, tmp_
     assert json.loads((tmp_path / "two" / "run.json").read_text())["workers"] == 2
     assert _stats_without_llm_calls(tmp_path / "one" / "stats.json") == \
         _stats_without_llm_calls(tmp_path / "two" / "stats.json")
-    # the second build is served from the reply cache: no call is made twice
-    assert two.stats["generate"]["llm"]["requests"] == 0
-    assert two.stats["generate"]["llm"]["cache_hits"] == two.stats["generate"]["units"] > 0
+    # the second build is served from the reply cache: no call is made twice. Every lookup of the first
+    # build (a call made, or a hit) is a hit now; a unit whose reply needed a repair looks up twice, so
+    # hits can exceed units (whether the tiny model needs a repair depends on the machine's float maths).
+    first, second = one.stats["generate"]["llm"], two.stats["generate"]["llm"]
+    assert second["requests"] == 0
+    assert second["cache_hits"] == first["ok"] + first["cache_hits"] >= two.stats["generate"]["units"] > 0
 
     # the demo's outputs pass the LLaVA and LLaMA-Factory loader rules, images included
     s = one.stats
