@@ -41,6 +41,9 @@ class RayOptions:
 
 Ledger = Counter  # (stage name, item type name, source name) -> count of that stage's outputs
 
+#: How long Ray Data's scheduler may block waiting on running tasks before it hands out the next shard.
+SCHEDULER_POLL_S = 0.02
+
 #: A reader runs in a Ray worker and yields shards (lists of items); it must be picklable.
 Reader = Callable[[], Iterable[list[Any]]]
 
@@ -85,6 +88,24 @@ def run_local(items: list[Any], stages: Sequence[Stage]) -> list[Any]:
     for st in stages:
         st.setup()
     return _chain(stages, items)[0]
+
+
+def _poll_tasks_every(seconds: float) -> None:
+    """Make Ray Data's scheduling loop look at finished tasks every `seconds` (at most).
+
+    Ray Data's loop waits up to 0.1 s in `ray.wait` for all running tasks before it takes in a finished
+    one, and a finished map task then needs another turn before the next shard is dispatched. With one
+    shard per task, a worker sat idle 0.1-0.2 s after every shard: 7.9 s of idle worker time in the
+    500k-sample benchmark (50 shards, 2 workers), against 3.8 s at 20 ms. Polling every 5 ms cut no more
+    and cost the driver 3 s of CPU. The setting is Ray Data's internal constant (no public option in
+    ray 2.60): if a Ray version lacks it, nothing changes."""
+    try:
+        from ray.data._internal.execution import streaming_executor_state as state
+    except ImportError:  # pragma: no cover - another Ray layout
+        return
+    current = getattr(state, "WAIT_FOR_TASK_COMPLETION_TIMEOUT_S", None)
+    if isinstance(current, (int, float)) and current > seconds:
+        state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S = seconds
 
 
 def _source_of(item: Any) -> str:
@@ -260,6 +281,7 @@ class RayRunner:
         # Each row is a shard the runner (or a reader) sized itself: one block per row, so a reader's shards
         # are processed in parallel as they come, rather than buffered into 128 MiB blocks first.
         ctx.target_max_block_size = 1
+        _poll_tasks_every(SCHEDULER_POLL_S)
         self._started = True
         log.info("ray ready in %.1fs (%s)", time.perf_counter() - t0, address or "local")
 

@@ -113,3 +113,16 @@ def test_readers_feed_actor_stages(runner: RayRunner) -> None:
     assert runner.run_readers(readers, [AddOne(), Loaded()], on_read=reports.append) == \
         run_local(items, [AddOne(), Loaded()])
     assert [(r.part, r.items) for r in reports] == [(0, 10), (1, 5)]
+
+
+def test_ray_data_hands_out_shards_without_the_100ms_wait(runner: RayRunner) -> None:
+    # The runner lowers Ray Data's scheduler wait, an internal constant. If a Ray upgrade drops it, this
+    # skips with a note: builds still work, but each shard leaves its worker idle for up to 0.2 s again.
+    from ray.data._internal.execution import streaming_executor_state as state
+
+    from pipeline.ray_runner import SCHEDULER_POLL_S
+
+    runner.start()
+    if not hasattr(state, "WAIT_FOR_TASK_COMPLETION_TIMEOUT_S"):
+        pytest.skip("this Ray has no WAIT_FOR_TASK_COMPLETION_TIMEOUT_S: find its new scheduler wait")
+    assert state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == SCHEDULER_POLL_S < 0.1
