@@ -12,6 +12,7 @@ does not depend on how many workers ran or in which order they finished.
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import os
 import pickle
@@ -88,6 +89,14 @@ def run_local(items: list[Any], stages: Sequence[Stage]) -> list[Any]:
     for st in stages:
         st.setup()
     return _chain(stages, items)[0]
+
+
+def _import_quietly(name: str) -> None:
+    """Import a module ahead of its use (on a thread); an error shows again at the real import."""
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - re-raised where the module is used
+        pass
 
 
 def _poll_tasks_every(seconds: float) -> None:
@@ -263,6 +272,10 @@ class RayRunner:
 
         address = self.options.address or os.environ.get("RAY_ADDRESS") or None
         t0 = time.perf_counter()
+        # ray.init mostly waits for the processes it starts; Ray Data's import (about 1 s of CPU) fits in
+        # that wait (measured: 0.4-1.0 s off the start on 2 cores).
+        importing = threading.Thread(target=_import_quietly, args=("ray.data",), name="vlforge-import", daemon=True)
+        importing.start()
         if not ray.is_initialized():
             kwargs: dict[str, Any] = dict(include_dashboard=False, ignore_reinit_error=True,
                                           logging_level=logging.WARNING, log_to_driver=True)
@@ -275,6 +288,9 @@ class RayRunner:
                 old = os.environ.get("PYTHONPATH")
                 os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
                 ray.init(num_cpus=self.options.workers or os.cpu_count() or 1, **kwargs)
+        importing.join()
+        import ray.data
+
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = self.options.progress and sys.stderr.isatty()
         ctx.execution_options.preserve_order = True
