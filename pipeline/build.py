@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from outputs.base import Writer, atomic_write_text
 from outputs.registry import WRITERS
@@ -22,15 +22,15 @@ from pipeline.dedup import Dedup, sha256_file_hasher
 from pipeline.export import ExportedShard, ExportStage
 from pipeline.mix import Mixer
 from pipeline.parse import ParseStage, SourceScan
-from pipeline.ray_runner import RayOptions, RayRunner, ReadReport, gc_paused
-from pipeline.stage import Item, Stage
+from pipeline.ray_runner import RayOptions, RayRunner, ReadReport
+from pipeline.stage import Stage
 from pipeline.stats import compute_stats
 from pipeline.validate import ValidateStage
 from schemas.record import AnnotationRecord
 from schemas.recipe import Recipe
 from schemas.reject import Reject
 from schemas.sample import Sample
-from sources.base import RawUnit, Source
+from sources.base import RawUnit
 from sources.registry import get_source
 
 log = logging.getLogger("vlforge.build")
@@ -64,24 +64,10 @@ def versions() -> dict[str, str]:
     return out
 
 
-def scan_sources(recipe: Recipe) -> tuple[list[Item | RawUnit], dict[str, Source]]:
-    """Scan every source in this process, in recipe order (a build scans them in the Ray workers).
-    Returns the items and raw units, and the sources by name (the parse stage finishes the units)."""
-    items: list[Item | RawUnit] = []
-    sources: dict[str, Source] = {}
-    for opts in recipe.sources:
-        src = get_source(opts.kind)(opts, recipe.images)
-        sources[src.name] = src
-        with gc_paused():
-            items.extend(src.scan())
-    return items, sources
-
-
-def build_stages(recipe: Recipe, writers: list[Writer], sources: dict[str, Source] | None = None,
-                 export: bool = True, generate_url: str | None = None,
+def build_stages(recipe: Recipe, writers: list[Writer], export: bool = True, generate_url: str | None = None,
                  generate_stats: Path | None = None) -> list[Stage]:
     """The per-item stages a recipe asks for, in order."""
-    stages: list[Stage] = [ParseStage(sources=dict(sources or {}))]
+    stages: list[Stage] = [ParseStage()]
     if recipe.describe is not None:
         from pipeline.describe.stage import DescribeStage
 
@@ -136,8 +122,8 @@ def build(recipe: Recipe, out_dir: str | os.PathLike[str] | None = None, workers
     own_runner = runner is None
     runner = runner or RayRunner(RayOptions(address=recipe.ray.address, workers=workers or recipe.ray.workers,
                                             shard_size=recipe.ray.shard_size))
-    # Each source is read by a read task in a worker (`SourceScan`), several at once, and its shards go
-    # through the stages as soon as they are read; the driver only collects the results.
+    # Each source is read by a read task in a worker (`SourceScan`), and its shards go through the stages
+    # as soon as they are read; the driver only collects the results.
     t0 = time.perf_counter()
     runner.start()
     runner.prewarm(WORKER_MODULES)

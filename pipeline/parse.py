@@ -2,13 +2,13 @@
 
 Large sources split their work: `scan()` only groups raw rows per record (and joins other files' data);
 the per-record checks and model building (`parse_unit`) run in the parse stage, in parallel. In a build,
-each source's scan is a `SourceScan` reader, so sources are read in the workers, several at once, and the
-driver never holds their data.
+each source's scan is a `SourceScan` reader, so sources are read in the workers and the driver never holds
+their data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 from pipeline.ray_runner import gc_paused
@@ -38,20 +38,23 @@ class SourceScan:
             yield shard
 
 
+def scan_here(sources: list[Source], shard_size: int = 4096) -> list[Item | RawUnit]:
+    """Every source's scan run in this process, in order (tests, and the reference for Ray runs)."""
+    return [x for src in sources for shard in SourceScan(src, shard_size)() for x in shard]
+
+
 @dataclass
 class ParseStage(Stage):
     """Turn RawUnits into records and rejects with the source that made them; other items pass through."""
 
     name = "parse"
-    #: Sources by name, for units that do not carry their source (`RawUnit.reader`).
-    sources: dict[str, Source] = field(default_factory=dict)
 
     def process_batch(self, items: list[Item | RawUnit]) -> list[Item]:  # type: ignore[override]
         out: list[Item] = []
         for it in items:
             if isinstance(it, RawUnit):
-                src = it.reader if it.reader is not None else self.sources[it.source]
-                out.extend(src.parse_unit(it.payload))
+                assert it.reader is not None, "RawUnits come from SourceScan, which sets their reader"
+                out.extend(it.reader.parse_unit(it.payload))
             else:
                 out.append(it)
         return out

@@ -1,8 +1,8 @@
 """Runs stages on Ray Data. The only module of the build that imports `ray`.
 
 Items travel in shards (lists of items, pickled once). They come either from readers, callables that run
-as Ray Data read tasks in the workers (a build's sources: the driver never holds or pickles their data,
-and several sources are read at once), or from a list in the driver (`run`). Consecutive stages that need
+as Ray Data read tasks in the workers (a build's sources: the driver never holds or pickles their data),
+or from a list in the driver (`run`). Consecutive stages that need
 no per-worker state are fused into one `map_batches` over plain Ray tasks, so items cross a process
 boundary once per segment rather than once per stage; a stage with `setup()` or GPUs gets its own actor
 pool (`concurrency` actors, `num_gpus` each). Results are returned in (reader, shard) order, so the output
@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -311,26 +310,12 @@ class RayRunner:
 
     def run(self, items: list[Any], stages: Sequence[Stage],
             on_progress: Callable[[int, int], None] | None = None) -> list[Any]:
-        """Run `stages` over `items` and return the results in input order."""
-        return self.run_parts([(items, stages)], on_progress)
-
-    def run_parts(self, parts: Iterable[tuple[list[Any], Sequence[Stage]]],
-                  on_progress: Callable[[int, int], None] | None = None) -> list[Any]:
-        """Run each part's stages over its items; return all results, part after part, in input order.
-
-        `parts` may be a generator that is still reading sources: each part starts on Ray as soon as it
-        is yielded, so one source is processed while the next is still being read. Callers keep stages
-        with actors (models) in a single part, so that their models load once."""
+        """Run `stages` over `items` (a list in the driver) and return the results in input order."""
         self.ledger = Counter()
+        if not items:
+            return []
         self.start()
-        progress = _Progress(on_progress)
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="vlforge-part") as pool:
-            futures = [pool.submit(self._run_part, items, stages, progress) for items, stages in parts if items]
-            outs = [f.result() for f in futures]
-        out: list[Any] = []
-        for items, ledger in outs:
-            out.extend(items)
-            self.ledger.update(ledger)
+        out, self.ledger = self._run_part(items, stages, _Progress(on_progress))
         return out
 
     def run_readers(self, readers: Sequence[Reader], stages: Sequence[Stage],

@@ -32,13 +32,13 @@ Item = AnnotationRecord | Sample | Reject
 
 @dataclass
 class RawUnit:
-    """Plain data for one record, found cheaply by a source's `scan()` in the driver and turned into
-    items by `parse_unit()` in a worker, so that the per-record work runs in parallel."""
+    """Plain data for one record, found cheaply by a source's `scan()` (a read task) and turned into
+    items by `parse_unit()` in the parse stage, so that the per-record work runs in parallel."""
 
     source: str
     payload: Any
     #: The source object that made this unit, with the state its scan set up (a worker that did not run
-    #: the scan finishes the unit with it); None when the parse stage is given the sources instead.
+    #: the scan finishes the unit with it). `pipeline.parse.SourceScan` sets it.
     reader: "Source | None" = None
 
 
@@ -91,16 +91,17 @@ class Source(ABC):
         """Yield records (or text-only samples) and rejects, in a deterministic order."""
 
     def scan(self) -> Iterator[Item | RawUnit]:
-        """What the driver reads: items, or `RawUnit`s that `parse_unit` finishes in a worker.
+        """What a read task reads: items, or `RawUnit`s that `parse_unit` finishes in the parse stage.
 
         Simple sources do all their work here (the default yields `read()`); large ones split it."""
         yield from self.read()
 
     def parse_unit(self, payload: Any) -> list[Item]:
-        """Turn one RawUnit payload into items (runs in a worker on a `for_workers()` copy)."""
+        """Turn one RawUnit payload into items (runs in a worker, on a pickled copy without
+        the `driver_only` attributes)."""
         raise NotImplementedError(f"{self.kind} yields no RawUnits")
 
-    #: Attributes that only the driver's scan needs (large lookup tables); left out of worker copies.
+    #: Attributes that only the scan needs (large lookup tables); left out of the copies units carry.
     driver_only: ClassVar[tuple[str, ...]] = ()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -152,7 +153,7 @@ class TwoPhaseSource(Source):
     """A source whose `scan()` groups raw rows per record and whose `parse_unit()` does the rest.
 
     `read()` runs both phases in this process (what tests and small runs use); the build runs
-    `scan()` in the driver and `parse_unit()` in the Ray workers."""
+    `scan()` in a Ray read task and `parse_unit()` in the parse stage, in the Ray workers."""
 
     def read(self) -> Iterator[Item]:
         for x in self.scan():

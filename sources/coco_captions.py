@@ -12,8 +12,8 @@ Choices (the same in both COCO readers):
 - Problems not tied to a listed image (an annotation without `image_id`, or on an image id that
   `images` does not list: `unknown_image`) are yielded after the records, once the whole file has been
   read; a run stopped early by `limit` does not report them.
-- `limit` counts images picked in the driver's scan (an image whose file is missing still counts).
-- Two phases: `scan()` (driver) groups annotations by image; `parse_unit()` (a worker) does the rest.
+- `limit` counts images picked in the scan (an image whose file is missing still counts).
+- Two phases: `scan()` (a read task) groups annotations by image; `parse_unit()` (a worker) does the rest.
 - The split is the `split` option, else the one in the file name (captions_val2017.json -> "val");
   `splits` keeps or skips the whole file.
 """
@@ -84,7 +84,7 @@ class CocoReader(TwoPhaseSource):
         return None
 
     def extra_for(self, image_id: Any) -> Any:
-        """Data joined from another file for this image (instances: its captions), found in the driver."""
+        """Data joined from another file for this image (instances: its captions), found in the scan."""
         return None
 
     def make_record(self, image_id: str, image: Any, split: str | None, items: list[Any],

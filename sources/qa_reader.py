@@ -14,8 +14,8 @@ Choices (documented once here for every QA reader):
   (VQA annotations that no question uses) are yielded after the records, once the whole file has been
   read; a run stopped early by `limit` does not report them.
 - `splits` is applied to rows before anything else; `limit` counts images: an image whose file turns
-  out to be missing still counts (the check runs in the workers, after the driver has picked the images).
-- Two phases: `scan()` (driver) groups rows by image and joins other files' data; `parse_unit()` (a worker)
+  out to be missing still counts (the check runs in the parse stage, after the scan has picked the images).
+- Two phases: `scan()` (a read task) groups rows by image and joins other files' data; `parse_unit()` (a worker)
   checks the image and parses its rows.
 """
 

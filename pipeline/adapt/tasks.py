@@ -108,8 +108,10 @@ def _record_key(record: AnnotationRecord) -> str:
     return f"{record.source}/{record.id}"
 
 
-def _short_captions(record: AnnotationRecord) -> Iterator[tuple[str, str] | Skip]:
+def _short_captions(record: AnnotationRecord) -> tuple[list[tuple[str, str]], list[Skip]]:
     """Distinct non-empty short captions as (ann id, escaped text), in record order; Skips for empty ones."""
+    usable: list[tuple[str, str]] = []
+    skips: list[Skip] = []
     seen: set[str] = set()
     for i, c in enumerate(record.captions):
         if c.detailed:
@@ -117,13 +119,14 @@ def _short_captions(record: AnnotationRecord) -> Iterator[tuple[str, str] | Skip
         aid = _caption_id(c.ann_id, i)
         text = c.text.strip()
         if not text:
-            yield Skip("empty_caption", f"caption {aid} is empty", aid)
+            skips.append(Skip("empty_caption", f"caption {aid} is empty", aid))
             continue
         norm = " ".join(text.lower().split())
         if norm in seen:
             continue
         seen.add(norm)
-        yield aid, escape_source_text(text)
+        usable.append((aid, escape_source_text(text)))
+    return usable, skips
 
 
 def _qa_checked(qa: QA) -> Skip | None:
@@ -152,12 +155,8 @@ def _non_crowd(record: AnnotationRecord) -> bool:
 # ---- builders -----------------------------------------------------------------------------------------
 
 def _build_caption_short(record: AnnotationRecord, opts: BuildOptions) -> Built:
-    usable: list[tuple[str, str]] = []
-    for item in _short_captions(record):
-        if isinstance(item, Skip):
-            yield item
-        else:
-            usable.append(item)
+    usable, skips = _short_captions(record)
+    yield from skips
     key = f"{_record_key(record)}/caption_short"
     for aid, text in seeded_subset(opts.seed, key, usable, opts.captions_per_image):
         yield Exchange({"caption": text}, (aid,))
@@ -219,12 +218,8 @@ def _build_refs(record: AnnotationRecord, opts: BuildOptions) -> Built:
 
 
 def _build_grounded_caption(record: AnnotationRecord, opts: BuildOptions) -> Built:
-    usable: list[tuple[str, str]] = []
-    for item in _short_captions(record):
-        if isinstance(item, Skip):
-            yield item
-        else:
-            usable.append(item)
+    usable, skips = _short_captions(record)
+    yield from skips
     objs = [(i, o) for i, o in enumerate(record.objects) if not o.iscrowd]
     if not usable or not objs:
         return

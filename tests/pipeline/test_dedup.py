@@ -12,14 +12,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from pipeline.build import build_stages, scan_sources
+from pipeline.build import build_stages
 from pipeline.dedup import (Dedup, DedupSection, MinHasher, NearSection, exact_text, lsh_bands, near_words,
                             sha256_file_hasher)
+from pipeline.parse import scan_here
 from schemas.box import Box
 from schemas.image import ImageRef
 from schemas.recipe import parse_recipe
 from schemas.reject import REASONS
 from schemas.sample import Lineage, Sample, Turn
+from sources.registry import get_source
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_IMAGES = REPO / "examples" / "demo" / "images"
@@ -36,8 +38,8 @@ def demo_samples() -> list[Sample]:
     if not any(s.get("path") == TEXT_SET for s in data["sources"]):
         data["sources"].append({"kind": "alpaca", "path": TEXT_SET, "name": "demo_text", "text_only": True})
     recipe = parse_recipe(data, base_dir=demo)
-    items, sources = scan_sources(recipe)
-    for stage in build_stages(recipe, [], sources, export=False):
+    items = scan_here([get_source(s.kind)(s, recipe.images) for s in recipe.sources])
+    for stage in build_stages(recipe, [], export=False):
         items = stage.process_batch(items)
     return [it for it in items if isinstance(it, Sample)]
 
