@@ -28,6 +28,23 @@ def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llava(tmp_path_factory.mktemp("tiny_llava"))
 
 
+def _assert_described(out: list, records: list, model: Path, family: str, convention: str) -> None:
+    """One item per record, in order. Random weights: a record either parses (its structure is checked) or
+    is an unparseable reject carrying the raw replies."""
+    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
+    for x in out:
+        if isinstance(x, AnnotationRecord):
+            assert x.describe is not None and x.describe["model"] == str(model)
+            assert x.describe["family"] == family and x.describe["box_convention"] == convention
+            assert set(x.describe["raw_output"]) == {"caption", "detect"}
+            assert len(x.captions) == 1 and x.captions[0].detailed and x.captions[0].text
+            assert all(o.box.inside_image(0) for o in x.objects)
+        else:
+            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
+            assert x.lineage is not None and x.lineage.model == str(model)
+            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+
+
 def test_tiny_llava_describes_demo_images(tiny_llava: Path) -> None:
     records = list(ImageGlobSource(ImageGlobOptions(kind="images", path="*.jpg"), DEMO).read())
     assert len(records) == 12 and all(isinstance(r, AnnotationRecord) for r in records)
@@ -37,18 +54,7 @@ def test_tiny_llava_describes_demo_images(tiny_llava: Path) -> None:
     assert stage.backend.family == "llava"  # read from the saved config's model_type
     out = stage.process_batch(list(records))
     assert len(out) == 12
-    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
-    for x in out:
-        if isinstance(x, AnnotationRecord):
-            assert x.describe is not None and x.describe["model"] == str(tiny_llava)
-            assert set(x.describe["raw_output"]) == {"caption", "detect"}
-            assert x.describe["box_convention"] == "norm1"
-            assert len(x.captions) == 1 and x.captions[0].detailed and x.captions[0].text
-            assert all(o.box.inside_image(0) for o in x.objects)
-        else:
-            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
-            assert x.lineage is not None and x.lineage.model == str(tiny_llava)
-            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+    _assert_described(out, records, tiny_llava, "llava", "norm1")
 
 
 # ---- Qwen2-VL without torchvision ------------------------------------------------------------------------
@@ -105,18 +111,7 @@ def test_tiny_qwen2vl_describes_demo_images(tiny_qwen2vl: Path) -> None:
     assert len(replies) == 2 and all(isinstance(r.text, str) and r.input_size is None for r in replies)
     out = stage.process_batch(list(records))
     assert len(out) == 3
-    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
-    for x in out:  # random weights: a record either parses (structure checked) or is an unparseable reject
-        if isinstance(x, AnnotationRecord):
-            assert x.describe is not None and x.describe["model"] == str(tiny_qwen2vl)
-            assert x.describe["family"] == "qwen2vl" and x.describe["box_convention"] == "qwen2vl"
-            assert set(x.describe["raw_output"]) == {"caption", "detect"}
-            assert len(x.captions) == 1 and x.captions[0].detailed and x.captions[0].text
-            assert all(o.box.inside_image(0) for o in x.objects)
-        else:
-            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
-            assert x.lineage is not None and x.lineage.model == str(tiny_qwen2vl)
-            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+    _assert_described(out, records, tiny_qwen2vl, "qwen2vl", "qwen2vl")
 
 
 @pytest.fixture(scope="module")
@@ -201,18 +196,7 @@ def test_tiny_florence2_describes_demo_images(tiny_florence2: Path) -> None:
     assert all(r.text.startswith("</s>") for r in replies)  # decoder start kept: special tokens are not skipped
     out = stage.process_batch(list(records))
     assert len(out) == 3
-    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
-    for x in out:  # random weights: a record either parses (structure checked) or is an unparseable reject
-        if isinstance(x, AnnotationRecord):
-            assert x.describe is not None and x.describe["model"] == str(tiny_florence2)
-            assert x.describe["family"] == "florence2" and x.describe["box_convention"] == "florence2"
-            assert set(x.describe["raw_output"]) == {"caption", "detect"}
-            assert len(x.captions) == 1 and x.captions[0].detailed and x.captions[0].text
-            assert all(o.box.inside_image(0) for o in x.objects)
-        else:
-            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
-            assert x.lineage is not None and x.lineage.model == str(tiny_florence2)
-            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+    _assert_described(out, records, tiny_florence2, "florence2", "florence2")
 
 
 # ---- SmolVLM / Idefics3 ------------------------------------------------------------------------------------
@@ -257,15 +241,4 @@ def test_tiny_idefics3_describes_demo_images(tiny_idefics3: Path) -> None:
     assert len(replies) == 2 and all(isinstance(r.text, str) and r.input_size is None for r in replies)
     out = stage.process_batch(list(records))
     assert len(out) == 3
-    assert [x.id if isinstance(x, AnnotationRecord) else x.record for x in out] == [r.id for r in records]
-    for x in out:  # random weights: a record either parses (structure checked) or is an unparseable reject
-        if isinstance(x, AnnotationRecord):
-            assert x.describe is not None and x.describe["model"] == str(tiny_idefics3)
-            assert x.describe["family"] == "smolvlm" and x.describe["box_convention"] == "norm1"
-            assert set(x.describe["raw_output"]) == {"caption", "detect"}
-            assert len(x.captions) == 1 and x.captions[0].detailed and x.captions[0].text
-            assert all(o.box.inside_image(0) for o in x.objects)
-        else:
-            assert isinstance(x, Reject) and x.reason == "describe_unparseable" and x.stage == "describe"
-            assert x.lineage is not None and x.lineage.model == str(tiny_idefics3)
-            assert set(json.loads(x.lineage.raw_output or "{}")) == {"caption", "detect"}
+    _assert_described(out, records, tiny_idefics3, "smolvlm", "norm1")
