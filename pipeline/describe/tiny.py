@@ -8,6 +8,7 @@ loads them through the same `from_pretrained` path a real checkpoint takes. Thei
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 #: Qwen2-VL's special tokens (the chat, vision and grounding markers).
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -36,6 +37,17 @@ def byte_tokenizer(specials: list[str], eos: str, pad: str):  # -> PreTrainedTok
     tok.add_special_tokens(specials)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad,
                                    additional_special_tokens=[s for s in specials if s not in (eos, pad)])
+
+
+def _save(model: Any, out: Path, eos_id: int, pad_id: int, *parts: Any) -> Path:
+    """Give a tiny model's generation config its end and padding tokens, and save it with its processor
+    parts into `out`."""
+    model.generation_config.eos_token_id = eos_id
+    model.generation_config.pad_token_id = pad_id
+    model.save_pretrained(out)
+    for part in parts:
+        part.save_pretrained(out)
+    return out
 
 
 def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2, version: str = "2") -> Path:
@@ -80,11 +92,7 @@ def build_tiny_qwen2vl(out: str | Path, hidden: int = 32, layers: int = 2, versi
         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
     torch.manual_seed(0)
     model = model_cls(config).eval()
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.save_pretrained(out)
-    image_processor.save_pretrained(out)
-    tok.save_pretrained(out)
+    _save(model, out, ids["<|im_end|>"], ids["<|endoftext|>"], image_processor, tok)
     (out / "chat_template.jinja").write_text(QWEN_CHAT_TEMPLATE)
     return out
 
@@ -125,11 +133,7 @@ def build_tiny_llava(out: str | Path, hidden: int = 32, layers: int = 2, image_s
         projector_hidden_act="gelu")
     torch.manual_seed(0)
     model = LlavaForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = ids["</s>"]
-    model.generation_config.pad_token_id = ids["<pad>"]
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return _save(model, out, ids["</s>"], ids["<pad>"], processor)
 
 
 #: Florence-2's task tokens. Florence2Processor rewrites a prompt that is one of them into its natural-language
@@ -239,8 +243,4 @@ def build_tiny_idefics3(out: str | Path, hidden: int = 32, layers: int = 2, imag
         image_token_id=ids["<image>"], scale_factor=scale, pad_token_id=ids["<|endoftext|>"])
     torch.manual_seed(0)
     model = Idefics3ForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return _save(model, out, ids["<end_of_utterance>"], ids["<|endoftext|>"], processor)
